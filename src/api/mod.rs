@@ -1,0 +1,105 @@
+//! The API layer: finds the RPC for a request, authenticates the caller, runs the RPC and
+//! encodes its answer. The behaviour lives in `phone`; encodings differ only in `rest` (JSON).
+
+pub mod phone;
+mod rest;
+
+use crate::auth::{self, Principal};
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{Request, Response};
+use crate::platform::{Clock, Random};
+use crate::record::{UserRecord, record_key};
+use crate::sms::Sms;
+use crate::store::{KeyValue, Updater};
+use crate::time::Timestamp;
+
+/// Why a key-value store could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+}
+
+/// Everything the API needs from its host.
+pub struct Services<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub open_store: &'a dyn Fn(&str) -> Result<Box<dyn KeyValue>, OpenError>,
+    pub clock: &'a dyn Clock,
+    pub random: &'a dyn Random,
+}
+
+/// An authenticated request: configuration, caller, and the caller's store.
+pub struct Caller<'a> {
+    pub services: &'a Services<'a>,
+    pub config: Config,
+    pub principal: Principal,
+    pub record_key: String,
+    kv: Box<dyn KeyValue>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn updater(&self) -> Updater<'_> {
+        Updater { kv: self.kv.as_ref(), clock: self.services.clock, random: self.services.random }
+    }
+
+    pub fn new_record(&self, now: Timestamp) -> UserRecord {
+        UserRecord::new(&self.principal.user_id, &self.principal.resource_owner, now)
+    }
+}
+
+/// The answer to send now, and what to do once it is sent.
+pub struct Reply<'a> {
+    pub response: Response,
+    pub followup: Option<Followup<'a>>,
+}
+
+/// After-response work: deliver a code by SMS and record the outcome.
+pub struct Followup<'a> {
+    job: phone::SmsJob,
+    caller: Caller<'a>,
+}
+
+impl Followup<'_> {
+    pub fn run(self, sms: &dyn Sms) {
+        self.job.deliver(sms, &self.caller.updater());
+    }
+}
+
+/// Handles one HTTP request.
+pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
+    rest::handle(request, services)
+}
+
+/// The answer for a request that never reached an RPC (e.g. a body that could not be read).
+pub fn reject(error: &Error) -> Response {
+    log(error);
+    rest::error_response(error)
+}
+
+/// Reads configuration, verifies the token and opens the store.
+fn authorize<'a>(services: &'a Services<'a>, authorization: Option<&str>) -> Result<Caller<'a>, Error> {
+    let config = Config::from_lookup(services.env)?;
+    let principal = auth::authenticate(authorization, &config, services.clock.now())?;
+    let kv = (services.open_store)(&config.kv_store).map_err(|e| match e {
+        OpenError::NoSuchStore => Error::Config {
+            variable: "KV_STORE",
+            problem: format!("names store {:?}, which the host does not provide", config.kv_store),
+        },
+        OpenError::AccessDenied => Error::Config {
+            variable: "KV_STORE",
+            problem: format!("names store {:?}, which this component may not use", config.kv_store),
+        },
+        OpenError::Other(why) => Error::StoreUnavailable(why),
+    })?;
+    let record_key = record_key(&principal.resource_owner, &principal.user_id);
+    Ok(Caller { services, config, principal, record_key, kv })
+}
+
+/// One log line per server-side problem; client errors are not logged.
+fn log(error: &Error) {
+    if let Some(detail) = error.log_detail() {
+        eprintln!("set-my-phone: {detail}");
+    }
+}

@@ -1,0 +1,175 @@
+//! The phone RPCs on plain Rust types: the behaviour, independent of JSON or gRPC encoding.
+
+use crate::api::Caller;
+use crate::code;
+use crate::error::Error;
+use crate::phone;
+use crate::record::{Delivery, PendingCode, Phone, UserRecord};
+use crate::sms::{self, Message, SendError, Sms};
+use crate::store::{Change, Updated, Updater};
+use crate::time::Timestamp;
+
+/// Where the HMAC key for codes lives when `PHONE_CODE_SECRET` is not set (no SMS provider).
+const STORED_SECRET_KEY: &str = "secret:phone-code-hmac";
+
+/// zitadel.v1.ObjectDetails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Details {
+    pub sequence: u64,
+    pub creation_date: Timestamp,
+    pub change_date: Timestamp,
+    pub resource_owner: String,
+}
+
+/// zitadel.user.v1.Phone; `None` in a GetMyPhone answer means the user has no phone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneView {
+    pub phone: String,
+    pub is_phone_verified: bool,
+}
+
+/// Work left after the answer is sent: deliver a code and file the outcome on the record.
+pub struct SmsJob {
+    record_key: String,
+    operation: String,
+    pub message: Message,
+}
+
+impl Details {
+    fn of(updated: &Updated<impl Sized>) -> Option<Details> {
+        let record = updated.record.as_ref()?;
+        let operation = updated.operation.as_ref();
+        Some(Details {
+            sequence: operation.map_or(record.sequence, |op| op.sequence),
+            creation_date: record.created,
+            change_date: operation.map_or(record.changed, |op| op.at),
+            resource_owner: record.resource_owner.clone(),
+        })
+    }
+
+    fn of_record(record: &UserRecord) -> Details {
+        Details {
+            sequence: record.sequence,
+            creation_date: record.created,
+            change_date: record.changed,
+            resource_owner: record.resource_owner.clone(),
+        }
+    }
+}
+
+/// SetMyPhone: normalise, refuse an unchanged number, store the number unverified with a
+/// fresh code (two events), and hand back the SMS to send after answering.
+pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), Error> {
+    let number = phone::normalize(input, caller.config.default_region)?;
+    let secret = code_secret(caller)?;
+    let updater = caller.updater();
+    let code = code::generate(caller.services.random, caller.config.code_length);
+    let hash = code::hash(&secret, &caller.record_key, &code);
+    let operation = caller.services.random.operation_id();
+    let now = caller.services.clock.now();
+
+    let updated = updater.update(&caller.record_key, &operation, |current| {
+        let mut record = current.unwrap_or_else(|| caller.new_record(now));
+        if record.phone.as_ref().is_some_and(|phone| phone.number == number.as_str()) {
+            return Err(Error::PhoneNotChanged);
+        }
+        record.phone = Some(Phone {
+            number: number.as_str().into(),
+            verified: false,
+            code: Some(PendingCode {
+                hash: hash.clone(),
+                created: now,
+                expires: now.plus_seconds(caller.config.code_expiry_seconds),
+                failed_attempts: 0,
+                issued_by: operation.clone(),
+                delivery: Delivery::Pending,
+            }),
+        });
+        // Upstream writes two events: phone changed, code added.
+        Ok(Change::Write { record, events: 2, value: () })
+    })?;
+    let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
+    let job = SmsJob {
+        record_key: caller.record_key.clone(),
+        operation,
+        message: Message {
+            recipient: number.as_str().into(),
+            text: sms::phone_code_text(&code),
+            code,
+            user_id: caller.principal.user_id.clone(),
+            org_id: caller.principal.resource_owner.clone(),
+        },
+    };
+    Ok((details, job))
+}
+
+/// GetMyPhone: the phone, if any, and the record's details. A first call creates the record.
+pub fn get_my_phone(caller: &Caller) -> Result<(Details, Option<PhoneView>), Error> {
+    let updater = caller.updater();
+    let record = match updater.read(&caller.record_key)? {
+        Some(record) => record,
+        None => {
+            let operation = caller.services.random.operation_id();
+            let now = caller.services.clock.now();
+            let updated = updater.update(&caller.record_key, &operation, |current| {
+                Ok(match current {
+                    Some(_) => Change::Keep(()),
+                    None => Change::Write { record: caller.new_record(now), events: 0, value: () },
+                })
+            })?;
+            updated.record.ok_or(Error::TooMuchContention)?
+        }
+    };
+    let phone = record
+        .phone
+        .as_ref()
+        .map(|phone| PhoneView { phone: phone.number.clone(), is_phone_verified: phone.verified });
+    Ok((Details::of_record(&record), phone))
+}
+
+/// The HMAC key: configured, or (with no SMS provider) generated once and kept in the store.
+fn code_secret(caller: &Caller) -> Result<Vec<u8>, Error> {
+    if let Some(secret) = &caller.config.code_secret {
+        return Ok(secret.clone());
+    }
+    caller.updater().get_or_create(STORED_SECRET_KEY, || {
+        let mut secret = vec![0u8; 32];
+        caller.services.random.fill(&mut secret);
+        secret
+    })
+}
+
+impl SmsJob {
+    /// Sends the message and files the outcome on the pending code it belongs to. Never fails
+    /// the request (it has been answered already): problems are logged.
+    pub fn deliver(self, sms: &dyn Sms, updater: &Updater) {
+        let outcome = sms.send(&self.message);
+        let at = updater.clock.now();
+        let delivery = match outcome {
+            Ok(provider_id) => Delivery::Sent { provider_id, at },
+            Err(SendError::Retryable(reason)) => Delivery::Failed { retryable: true, reason, at },
+            Err(SendError::Permanent(reason)) => Delivery::Failed { retryable: false, reason, at },
+        };
+        if let Delivery::Failed { reason, .. } = &delivery {
+            eprintln!("set-my-phone: SMS for {} not delivered: {reason}", self.record_key);
+        }
+        let operation = format!("{}/delivery", self.operation);
+        let result = updater.update(&self.record_key, &operation, |current| {
+            let Some(mut record) = current else { return Ok(Change::Keep(())) };
+            let Some(code) = record
+                .phone
+                .as_mut()
+                .and_then(|phone| phone.code.as_mut())
+                .filter(|code| code.issued_by == self.operation)
+            else {
+                // The code was replaced or used meanwhile; its outcome no longer matters.
+                return Ok(Change::Keep(()));
+            };
+            code.delivery = delivery.clone();
+            Ok(Change::Write { record, events: 0, value: () })
+        });
+        if let Err(e) = result {
+            eprintln!("set-my-phone: could not record SMS outcome for {}: {e}", self.record_key);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! REST with JSON bodies, as grpc-gateway serves ZITADEL's auth API (protojson rules).
+
+use super::phone::{self, Details, PhoneView};
+use super::{Followup, Reply, Services, authorize, log};
+use crate::error::Error;
+use crate::http::{Request, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+const PHONE_PATH: &str = "/auth/v1/users/me/phone";
+
+pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
+    match dispatch(request, services) {
+        Ok(reply) => reply,
+        Err(error) => {
+            log(&error);
+            Reply { response: error_response(&error), followup: None }
+        }
+    }
+}
+
+fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'a>, Error> {
+    if request.path != PHONE_PATH {
+        return Err(Error::NotFound);
+    }
+    match request.method.as_str() {
+        "GET" => {
+            let caller = authorize(services, request.header("authorization"))?;
+            let (details, phone) = phone::get_my_phone(&caller)?;
+            Ok(answer(&GetMyPhoneResponse { details: details.into(), phone: Some(phone.into()) }))
+        }
+        "PUT" => {
+            let body = json_body(request)?;
+            let caller = authorize(services, request.header("authorization"))?;
+            let input = string_field(&body, "phone", "SetMyPhoneRequest")?;
+            let (details, job) = phone::set_my_phone(&caller, &input)?;
+            let mut reply = answer(&DetailsResponse { details: details.into() });
+            reply.followup = Some(Followup { job, caller });
+            Ok(reply)
+        }
+        _ => Err(Error::MethodNotAllowed("GET, PUT")),
+    }
+}
+
+/// Reads a JSON object body. An empty body is an empty message, as grpc-gateway treats it.
+fn json_body(request: &Request) -> Result<serde_json::Map<String, Value>, Error> {
+    if let Some(media) = request.media_type()
+        && media != "application/json"
+    {
+        return Err(Error::UnsupportedMediaType(media));
+    }
+    let bytes = request.body.as_ref().map_err(Clone::clone)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::MalformedBody("invalid request body: expected a JSON object".into())),
+        Err(e) => Err(Error::MalformedBody(format!("invalid JSON body: {e}"))),
+    }
+}
+
+/// A string field; absent or `null` is the empty string (protojson), anything else an error.
+fn string_field(body: &serde_json::Map<String, Value>, name: &str, message: &str) -> Result<String, Error> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(value)) => Ok(value.clone()),
+        Some(_) => Err(Error::MalformedBody(format!("invalid {message}.{name}: expected a string"))),
+    }
+}
+
+fn answer<'a>(body: &impl Serialize) -> Reply<'a> {
+    // Our response structs hold only strings and numbers: serialising them cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Reply { response: Response::json(200, bytes), followup: None }
+}
+
+/// google.rpc.Status as JSON, with the HTTP status its code maps to.
+pub fn error_response(error: &Error) -> Response {
+    let status = error.status();
+    let body = StatusJson {
+        code: status.code as i32,
+        message: status.message,
+        details: status
+            .detail
+            .into_iter()
+            .map(|detail| ErrorDetailJson {
+                type_url: "type.googleapis.com/zitadel.v1.ErrorDetail",
+                id: detail.id,
+                message: detail.message,
+            })
+            .collect(),
+    };
+    let mut response = Response::json(status.http_status, serde_json::to_vec(&body).unwrap_or_default());
+    if let Error::MethodNotAllowed(allowed) = error {
+        response.headers.push(("allow".into(), (*allowed).into()));
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    code: i32,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<ErrorDetailJson>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetailJson {
+    #[serde(rename = "@type")]
+    type_url: &'static str,
+    id: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailsJson {
+    /// uint64 travels as a JSON string in protojson.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<String>,
+    creation_date: String,
+    change_date: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    resource_owner: String,
+}
+
+impl From<Details> for DetailsJson {
+    fn from(details: Details) -> Self {
+        DetailsJson {
+            sequence: (details.sequence > 0).then(|| details.sequence.to_string()),
+            creation_date: details.creation_date.to_string(),
+            change_date: details.change_date.to_string(),
+            resource_owner: details.resource_owner,
+        }
+    }
+}
+
+/// zitadel.user.v1.Phone; an absent phone is the empty object, as upstream answers it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PhoneJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_phone_verified: Option<bool>,
+}
+
+impl From<Option<PhoneView>> for PhoneJson {
+    fn from(view: Option<PhoneView>) -> Self {
+        match view {
+            Some(view) => PhoneJson { phone: Some(view.phone), is_phone_verified: Some(view.is_phone_verified) },
+            None => PhoneJson { phone: None, is_phone_verified: None },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DetailsResponse {
+    details: DetailsJson,
+}
+
+#[derive(Serialize)]
+struct GetMyPhoneResponse {
+    details: DetailsJson,
+    phone: Option<PhoneJson>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_json_matches_upstream_shape() {
+        let response = error_response(&Error::PhoneNotChanged);
+        assert_eq!(response.status, 400);
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"code":9,"message":"Phone not changed (COMMAND-wF94r)",
+                "details":[{"@type":"type.googleapis.com/zitadel.v1.ErrorDetail",
+                            "id":"COMMAND-wF94r","message":"Phone not changed"}]})
+        );
+        let plain: Value = serde_json::from_slice(&error_response(&Error::AuthHeaderMissing).body).unwrap();
+        assert_eq!(plain, serde_json::json!({"code":16,"message":"auth header missing"}));
+    }
+}

@@ -1,0 +1,103 @@
+//! Conversions between wasi:http resources and the plain `http::Request` / `http::Response`.
+
+use crate::error::Error;
+use crate::http::{MAX_BODY_BYTES, Request, Response};
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use wasip2::io::streams::StreamError;
+
+/// Largest chunk `blocking-write-and-flush` accepts.
+const WRITE_CHUNK: usize = 4096;
+
+pub fn read_request(request: &IncomingRequest) -> Request {
+    let method = match request.method() {
+        Method::Get => "GET".to_string(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other,
+    };
+    let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
+    let path = path_with_query.split('?').next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let declared_length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok());
+    let body = match declared_length {
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES }),
+        _ => read_body(request),
+    };
+    Request { method, path, headers, body }
+}
+
+/// Reads at most `MAX_BODY_BYTES`; a longer body is refused without reading the rest.
+fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Error> {
+    let unreadable = || Error::MalformedBody("the request body could not be read".into());
+    let body = request.consume().map_err(|()| unreadable())?;
+    let stream = body.stream().map_err(|()| unreadable())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read((MAX_BODY_BYTES + 1 - bytes.len()) as u64) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > MAX_BODY_BYTES {
+                    return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => return Err(unreadable()),
+        }
+    }
+    Ok(bytes)
+}
+
+/// Sends `response` and finishes its body, so the client has its answer before any
+/// follow-up work starts.
+pub fn write_response(out: ResponseOutparam, response: Response) {
+    let entries: Vec<(String, Vec<u8>)> =
+        response.headers.into_iter().map(|(name, value)| (name, value.into_bytes())).collect();
+    let headers = match Fields::from_list(&entries) {
+        Ok(headers) => headers,
+        Err(e) => {
+            eprintln!("set-my-phone: response headers refused by the host: {e:?}");
+            Fields::new()
+        }
+    };
+    let outgoing = OutgoingResponse::new(headers);
+    if outgoing.set_status_code(response.status).is_err() {
+        eprintln!("set-my-phone: status {} refused by the host", response.status);
+    }
+    let Ok(body) = outgoing.body() else {
+        eprintln!("set-my-phone: response body unavailable");
+        return;
+    };
+    ResponseOutparam::set(out, Ok(outgoing));
+    match body.write() {
+        Ok(stream) => {
+            for chunk in response.body.chunks(WRITE_CHUNK) {
+                if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                    eprintln!("set-my-phone: writing the response failed: {e:?}");
+                    break;
+                }
+            }
+            // The stream must be gone before the body can be finished.
+            drop(stream);
+        }
+        Err(()) => eprintln!("set-my-phone: response stream unavailable"),
+    }
+    if let Err(e) = OutgoingBody::finish(body, None) {
+        eprintln!("set-my-phone: finishing the response failed: {e:?}");
+    }
+}

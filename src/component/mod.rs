@@ -1,0 +1,61 @@
+//! The wasm32 side: generated WIT bindings and the thin export that adapts them to the
+//! native API (`api::handle`). Nothing here decides behaviour.
+
+mod http;
+mod services;
+
+#[allow(unsafe_code, reason = "wit-bindgen's generated glue is unsafe by nature")]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "set-my-phone:service/service",
+        // One copy of each shared wasi type: the wasip2 crate's.
+        with: {
+            "wasi:http/types@0.2.4": wasip2::http::types,
+            "wasi:io/error@0.2.4": wasip2::io::error,
+            "wasi:io/poll@0.2.4": wasip2::io::poll,
+            "wasi:io/streams@0.2.4": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.4": wasip2::clocks::monotonic_clock,
+            "wasi:clocks/wall-clock@0.2.4": wasip2::clocks::wall_clock,
+            "wasi:cli/environment@0.2.4": wasip2::cli::environment,
+            "wasi:random/random@0.2.4": wasip2::random::random,
+            "wasi:keyvalue/store@0.2.0-draft2": generate,
+            "wasi:keyvalue/atomics@0.2.0-draft2": generate,
+            "set-my-phone:sms/sender@0.1.0": generate,
+            "wasi:http/incoming-handler@0.2.4": generate,
+        },
+    });
+
+    use super::Component;
+    export!(Component with_types_in self);
+}
+
+use bindings::exports::wasi::http::incoming_handler::Guest;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+struct Component;
+
+impl Guest for Component {
+    /// Answers the request, then (after the response is finished) does follow-up work such
+    /// as sending the SMS, as DESIGN.md's "respond first, deliver after" asks.
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let env = services::Environment::read();
+        let lookup = |name: &str| env.get(name);
+        let open_store = services::open_store;
+        let services = crate::api::Services {
+            env: &lookup,
+            open_store: &open_store,
+            clock: &services::WasiClock,
+            random: &services::WasiRandom,
+        };
+        let request = http::read_request(&request);
+        let reply = match &request.body {
+            Err(error) => crate::api::Reply { response: crate::api::reject(error), followup: None },
+            Ok(_) => crate::api::handle(&request, &services),
+        };
+        http::write_response(response_out, reply.response);
+        if let Some(followup) = reply.followup {
+            followup.run(&services::WasiSms);
+        }
+    }
+}

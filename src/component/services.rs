@@ -1,0 +1,121 @@
+//! The core's host traits implemented over WIT imports: wasi:keyvalue (draft2), our sms
+//! interface, wasi:clocks, wasi:random and wasi:cli/environment.
+
+use super::bindings::set_my_phone::sms::sender;
+use super::bindings::wasi::keyvalue::{atomics, store};
+use crate::api::OpenError;
+use crate::platform::{Clock, Random};
+use crate::sms::{Message, SendError, Sms};
+use crate::store::{Cas, KeyValue, StoreError, SwapError};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::time::Duration;
+use wasip2::clocks::{monotonic_clock, wall_clock};
+
+/// The environment as the host passes it, read once per request.
+pub struct Environment(HashMap<String, String>);
+
+impl Environment {
+    pub fn read() -> Self {
+        Environment(wasip2::cli::environment::get_environment().into_iter().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+fn store_error(error: store::Error) -> StoreError {
+    StoreError(match error {
+        store::Error::NoSuchStore => "no such store".into(),
+        store::Error::AccessDenied => "access denied".into(),
+        store::Error::Other(message) => message,
+    })
+}
+
+pub fn open_store(label: &str) -> Result<Box<dyn KeyValue>, OpenError> {
+    match store::open(label) {
+        Ok(bucket) => Ok(Box::new(WasiBucket(bucket))),
+        Err(store::Error::NoSuchStore) => Err(OpenError::NoSuchStore),
+        Err(store::Error::AccessDenied) => Err(OpenError::AccessDenied),
+        Err(store::Error::Other(message)) => Err(OpenError::Other(message)),
+    }
+}
+
+struct WasiBucket(store::Bucket);
+
+struct WasiCas {
+    cas: atomics::Cas,
+    current: Option<Vec<u8>>,
+}
+
+impl KeyValue for WasiBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).map_err(store_error)
+    }
+
+    fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
+        let cas = atomics::Cas::new(&self.0, key).map_err(store_error)?;
+        let current = cas.current().map_err(store_error)?;
+        Ok(Box::new(WasiCas { cas, current }))
+    }
+}
+
+impl Cas for WasiCas {
+    fn current(&self) -> Option<&[u8]> {
+        self.current.as_deref()
+    }
+
+    fn swap(self: Box<Self>, value: Vec<u8>) -> Result<(), SwapError> {
+        match atomics::swap(self.cas, &value) {
+            Ok(()) => Ok(()),
+            // The fresh handle is dropped: the update loop re-reads through a new one.
+            Err(atomics::CasError::CasFailed(_)) => Err(SwapError::Conflict),
+            Err(atomics::CasError::StoreError(e)) => Err(SwapError::Store(store_error(e))),
+        }
+    }
+}
+
+pub struct WasiClock;
+
+impl Clock for WasiClock {
+    fn now(&self) -> Timestamp {
+        let now = wall_clock::now();
+        Timestamp::new(i64::try_from(now.seconds).unwrap_or(i64::MAX), now.nanoseconds)
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        monotonic_clock::subscribe_duration(nanos).block();
+    }
+}
+
+pub struct WasiRandom;
+
+impl Random for WasiRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
+        // The host returns exactly the requested length; zip guards against a short answer.
+        for (slot, byte) in buf.iter_mut().zip(bytes) {
+            *slot = byte;
+        }
+    }
+}
+
+pub struct WasiSms;
+
+impl Sms for WasiSms {
+    fn send(&self, message: &Message) -> Result<String, SendError> {
+        let message = sender::Message {
+            recipient: message.recipient.clone(),
+            text: message.text.clone(),
+            code: message.code.clone(),
+            user_id: message.user_id.clone(),
+            org_id: message.org_id.clone(),
+        };
+        sender::send(&message).map_err(|e| match e {
+            sender::SendError::Retryable(why) => SendError::Retryable(why),
+            sender::SendError::Permanent(why) => SendError::Permanent(why),
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! The one error type of the core and the one place that maps it to gRPC codes and HTTP statuses.
+
+use std::fmt;
+
+/// gRPC status codes (google.rpc.Code) the service answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    InvalidArgument = 3,
+    NotFound = 5,
+    FailedPrecondition = 9,
+    ResourceExhausted = 8,
+    Aborted = 10,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The HTTP status grpc-gateway gives this code (REFERENCE.md "Errors").
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::InvalidArgument | Code::FailedPrecondition => 400,
+            Code::NotFound => 404,
+            Code::Aborted => 409,
+            Code::ResourceExhausted => 429,
+            Code::Unimplemented => 501,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+            Code::Unauthenticated => 401,
+        }
+    }
+}
+
+/// Everything that can go wrong in a request, named by cause.
+///
+/// Variants with an upstream counterpart carry upstream's id and i18n text, so clients that
+/// match on `ErrorDetail.id` keep working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    // --- transport ---
+    /// No route for this path.
+    NotFound,
+    /// A known path with a method it does not serve; carries the allowed methods.
+    MethodNotAllowed(&'static str),
+    /// Content type the service cannot read.
+    UnsupportedMediaType(String),
+    /// Body larger than the limit.
+    BodyTooLarge { limit: usize },
+    /// Body that is not a valid request message (JSON syntax, wrong field types).
+    MalformedBody(String),
+
+    // --- authentication ---
+    AuthHeaderMissing,
+    AuthHeaderInvalid,
+    /// Any token that does not verify; the reason is logged, never sent.
+    TokenInvalid(String),
+    /// The token verified but lacks the claim naming the user's organisation.
+    ResourceOwnerMissing(String),
+
+    // --- phone ---
+    PhoneLength,
+    PhoneInvalid,
+    PhoneNotChanged,
+
+    // --- server side ---
+    /// A required setting is missing or malformed; names the variable, never its value.
+    Config { variable: &'static str, problem: String },
+    /// The key-value store failed or is unreachable.
+    StoreUnavailable(String),
+    /// A stored record could not be read back.
+    CorruptRecord(String),
+    /// Compare-and-swap retries ran out under contention; nothing was changed.
+    TooMuchContention,
+}
+
+/// google.rpc.Status with a zitadel.v1.ErrorDetail, independent of the wire encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub code: Code,
+    pub http_status: u16,
+    pub message: String,
+    pub detail: Option<ErrorDetail>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub id: &'static str,
+    pub message: String,
+}
+
+impl Error {
+    /// Upstream-style status: message `"<text> (<id>)"` plus an ErrorDetail, or a bare message.
+    pub fn status(&self) -> Status {
+        use Code::*;
+        let (code, id, text): (Code, Option<&'static str>, String) = match self {
+            Error::NotFound => (NotFound, None, "Not Found".into()),
+            Error::MethodNotAllowed(_) => (Unimplemented, None, "Method Not Allowed".into()),
+            Error::UnsupportedMediaType(got) => (
+                InvalidArgument,
+                None,
+                format!(
+                    "unsupported content type {got:?}: use application/json, \
+                     application/grpc or application/grpc-web+proto"
+                ),
+            ),
+            Error::BodyTooLarge { limit } => (
+                ResourceExhausted,
+                None,
+                format!("request body larger than {limit} bytes"),
+            ),
+            Error::MalformedBody(why) => (InvalidArgument, None, why.clone()),
+            Error::AuthHeaderMissing => (Unauthenticated, None, "auth header missing".into()),
+            Error::AuthHeaderInvalid => (
+                Unauthenticated,
+                Some("AUTH-toLo1"),
+                "invalid auth header".into(),
+            ),
+            Error::TokenInvalid(_) => (
+                Unauthenticated,
+                Some("AUTH-7fs1e"),
+                "Errors.Token.Invalid".into(),
+            ),
+            Error::ResourceOwnerMissing(claim) => (
+                Unauthenticated,
+                Some("AUTH-7fs1e"),
+                format!("Errors.Token.Invalid: the token has no {claim:?} claim"),
+            ),
+            Error::PhoneLength => (
+                InvalidArgument,
+                None,
+                "invalid SetMyPhoneRequest.Phone: value length must be between 1 and 50 runes, inclusive"
+                    .into(),
+            ),
+            Error::PhoneInvalid => (InvalidArgument, Some("PHONE-so0wa"), "Phone is invalid".into()),
+            Error::PhoneNotChanged => (
+                FailedPrecondition,
+                Some("COMMAND-wF94r"),
+                "Phone not changed".into(),
+            ),
+            Error::Config { variable, problem } => (
+                Internal,
+                Some("SMP-CONF1"),
+                format!("configuration error: {variable} {problem}"),
+            ),
+            Error::StoreUnavailable(_) => (
+                Unavailable,
+                Some("SMP-STORE1"),
+                "key-value store unavailable, try again later".into(),
+            ),
+            Error::CorruptRecord(_) => (
+                Internal,
+                Some("SMP-STORE2"),
+                "stored user record is unreadable".into(),
+            ),
+            Error::TooMuchContention => (
+                Aborted,
+                Some("SMP-CAS01"),
+                "too many concurrent changes to this user, nothing was changed; try again".into(),
+            ),
+        };
+        let http_status = match self {
+            Error::MethodNotAllowed(_) => 405,
+            Error::UnsupportedMediaType(_) => 415,
+            Error::BodyTooLarge { .. } => 413,
+            _ => code.http_status(),
+        };
+        let (message, detail) = match id {
+            Some(id) => (
+                format!("{text} ({id})"),
+                Some(ErrorDetail { id, message: text }),
+            ),
+            None => (text, None),
+        };
+        Status { code, http_status, message, detail }
+    }
+
+    /// Server-side detail worth a log line (never sent to clients).
+    pub fn log_detail(&self) -> Option<String> {
+        match self {
+            Error::TokenInvalid(why) => Some(format!("token rejected: {why}")),
+            Error::Config { variable, problem } => Some(format!("configuration: {variable} {problem}")),
+            Error::StoreUnavailable(why) => Some(format!("key-value store: {why}")),
+            Error::CorruptRecord(why) => Some(format!("corrupt record: {why}")),
+            Error::TooMuchContention => Some("compare-and-swap retries exhausted".into()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.status().message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_errors_carry_id_in_message_and_detail() {
+        let status = Error::PhoneNotChanged.status();
+        assert_eq!(status.code, Code::FailedPrecondition);
+        assert_eq!(status.http_status, 400);
+        assert_eq!(status.message, "Phone not changed (COMMAND-wF94r)");
+        assert_eq!(
+            status.detail,
+            Some(ErrorDetail { id: "COMMAND-wF94r", message: "Phone not changed".into() })
+        );
+    }
+
+    #[test]
+    fn transport_errors_override_the_http_status() {
+        assert_eq!(Error::MethodNotAllowed("GET").status().http_status, 405);
+        assert_eq!(Error::MethodNotAllowed("GET").status().code, Code::Unimplemented);
+        assert_eq!(Error::BodyTooLarge { limit: 1 }.status().http_status, 413);
+        assert_eq!(Error::UnsupportedMediaType("text/plain".into()).status().http_status, 415);
+        assert_eq!(Error::AuthHeaderMissing.status().message, "auth header missing");
+        assert_eq!(Error::AuthHeaderMissing.status().detail, None);
+    }
+
+    #[test]
+    fn config_errors_name_the_variable_only() {
+        let status = Error::Config { variable: "AUTH_ISSUER", problem: "is not set".into() }.status();
+        assert_eq!(status.http_status, 500);
+        assert!(status.message.contains("AUTH_ISSUER is not set"));
+    }
+}

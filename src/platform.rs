@@ -1,0 +1,30 @@
+//! What the core needs from its host besides storage and SMS: time and randomness.
+//! The component implements these over wasi:clocks and wasi:random; tests use fakes.
+
+use crate::time::Timestamp;
+use std::time::Duration;
+
+pub trait Clock {
+    /// Wall-clock time, for records and token validity.
+    fn now(&self) -> Timestamp;
+    /// Blocks the request for `duration` (back-off between compare-and-swap attempts).
+    fn sleep(&self, duration: Duration);
+}
+
+pub trait Random {
+    /// Fills `buf` from a cryptographically secure source.
+    fn fill(&self, buf: &mut [u8]);
+
+    fn u64(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    /// 16 random bytes, hex: identifies one request's update in the record.
+    fn operation_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        hex::encode(bytes)
+    }
+}
