@@ -19,10 +19,16 @@ pub struct Principal {
 }
 
 /// Checks the `authorization` header value and returns the caller it names.
-pub fn authenticate(header: Option<&str>, config: &Config, now: Timestamp) -> Result<Principal, Error> {
+pub fn authenticate(
+    header: Option<&str>,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Principal, Error> {
     let header = header.ok_or(Error::AuthHeaderMissing)?;
     let token = match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             token.trim()
         }
         _ => return Err(Error::AuthHeaderInvalid),
@@ -35,22 +41,36 @@ pub fn authenticate(header: Option<&str>, config: &Config, now: Timestamp) -> Re
     let resource_owner = match claims.get(&config.resource_owner_claim) {
         Some(Value::String(owner)) if !owner.is_empty() => owner.clone(),
         Some(Value::Number(owner)) => owner.to_string(),
-        _ => return Err(Error::ResourceOwnerMissing(config.resource_owner_claim.clone())),
+        _ => {
+            return Err(Error::ResourceOwnerMissing(
+                config.resource_owner_claim.clone(),
+            ));
+        }
     };
-    Ok(Principal { user_id, resource_owner })
+    Ok(Principal {
+        user_id,
+        resource_owner,
+    })
 }
 
 /// Only asymmetric algorithms: an HMAC key would have to be shared with every verifier.
 fn accepted(alg: Algorithm) -> bool {
-    matches!(alg, Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA)
+    matches!(
+        alg,
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA
+    )
 }
 
 /// Whether `jwk` is a key of the kind `alg` needs (the JWK's own `alg`, when given, must agree).
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     let kind_fits = match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => ec.curve == EllipticCurve::P256,
-        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => okp.curve == EllipticCurve::Ed25519,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
         _ => false,
     };
     let declared_fits = match jwk.common.key_algorithm {
@@ -81,7 +101,12 @@ fn verify(token: &str, config: &Config, now: Timestamp) -> Result<Map<String, Va
     // Without a `kid` the choice must be unambiguous.
     let jwk = match candidates.as_slice() {
         [jwk] => *jwk,
-        [] => return Err(format!("no key for kid {:?} and {:?}", header.kid, header.alg)),
+        [] => {
+            return Err(format!(
+                "no key for kid {:?} and {:?}",
+                header.kid, header.alg
+            ));
+        }
         _ => return Err("token has no kid and several keys fit".into()),
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key: {e}"))?;
@@ -100,7 +125,10 @@ fn verify(token: &str, config: &Config, now: Timestamp) -> Result<Map<String, Va
     if claims.get("iss").and_then(Value::as_str) != Some(config.issuer.as_str()) {
         return Err("wrong or missing iss".into());
     }
-    let exp = claims.get("exp").and_then(Value::as_f64).ok_or("missing exp")?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .ok_or("missing exp")?;
     if (now.seconds as f64) > exp + LEEWAY_SECONDS as f64 {
         return Err("expired".into());
     }
@@ -116,7 +144,10 @@ fn verify(token: &str, config: &Config, now: Timestamp) -> Result<Map<String, Va
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        if !present.iter().any(|aud| accepted.iter().any(|ok| ok == aud)) {
+        if !present
+            .iter()
+            .any(|aud| accepted.iter().any(|ok| ok == aud))
+        {
             return Err("audience not accepted".into());
         }
     }

@@ -40,7 +40,10 @@ pub fn matches(secret: &[u8], record_key: &str, code: &str, stored: &str) -> boo
     mac(secret, record_key, code).verify_slice(&stored).is_ok()
 }
 
-#[expect(clippy::expect_used, reason = "HMAC accepts keys of every length; new_from_slice cannot fail")]
+#[expect(
+    clippy::expect_used,
+    reason = "HMAC accepts keys of every length; new_from_slice cannot fail"
+)]
 fn mac(secret: &[u8], record_key: &str, code: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(record_key.as_bytes());
@@ -71,7 +74,11 @@ pub(crate) mod tests {
         let random = CountingRandom(Cell::new(0));
         let code = generate(&random, 8);
         assert_eq!(code, "ABCDEFGH");
-        assert!(generate(&random, 12).chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert!(
+            generate(&random, 12)
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]
@@ -88,9 +95,24 @@ pub(crate) mod tests {
         let stored = hash(b"0123456789abcdef", "user:o:u", "ABC123");
         assert!(matches(b"0123456789abcdef", "user:o:u", "ABC123", &stored));
         assert!(!matches(b"0123456789abcdef", "user:o:u", "ABC124", &stored));
-        assert!(!matches(b"0123456789abcdef", "user:o:other", "ABC123", &stored));
-        assert!(!matches(b"another-secret-16", "user:o:u", "ABC123", &stored));
-        assert!(!matches(b"0123456789abcdef", "user:o:u", "ABC123", "not hex"));
+        assert!(!matches(
+            b"0123456789abcdef",
+            "user:o:other",
+            "ABC123",
+            &stored
+        ));
+        assert!(!matches(
+            b"another-secret-16",
+            "user:o:u",
+            "ABC123",
+            &stored
+        ));
+        assert!(!matches(
+            b"0123456789abcdef",
+            "user:o:u",
+            "ABC123",
+            "not hex"
+        ));
         assert!(!stored.contains("ABC123"));
     }
 }

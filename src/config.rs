@@ -33,7 +33,10 @@ pub struct Config {
 }
 
 fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
-    Error::Config { variable, problem: problem.into() }
+    Error::Config {
+        variable,
+        problem: problem.into(),
+    }
 }
 
 impl Config {
@@ -58,21 +61,33 @@ impl Config {
             return Err(config_error("AUTH_JWKS", "holds no keys"));
         }
         let audiences = get("AUTH_AUDIENCE").map(|list| {
-            list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect()
+            list.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect()
         });
         let resource_owner_claim =
             get("AUTH_RESOURCE_OWNER_CLAIM").unwrap_or_else(|| DEFAULT_RESOURCE_OWNER_CLAIM.into());
         let default_region = match get("PHONE_DEFAULT_REGION") {
             None => phonenumber::country::Id::CH,
             Some(region) => region.trim().to_ascii_uppercase().parse().map_err(|_| {
-                config_error("PHONE_DEFAULT_REGION", "is not an ISO 3166 region code such as CH")
+                config_error(
+                    "PHONE_DEFAULT_REGION",
+                    "is not an ISO 3166 region code such as CH",
+                )
             })?,
         };
         let sms_provider = match get("SMS_PROVIDER").as_deref().map(str::trim) {
             None | Some("none") => SmsProvider::None,
             Some("webhook") => SmsProvider::Webhook,
             Some("twilio") => SmsProvider::Twilio,
-            Some(_) => return Err(config_error("SMS_PROVIDER", "must be none, webhook or twilio")),
+            Some(_) => {
+                return Err(config_error(
+                    "SMS_PROVIDER",
+                    "must be none, webhook or twilio",
+                ));
+            }
         };
         let code_secret = match get("PHONE_CODE_SECRET") {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => {
@@ -83,7 +98,10 @@ impl Config {
             }
             Some(secret) => Some(secret.into_bytes()),
             None if sms_provider != SmsProvider::None => {
-                return Err(config_error("PHONE_CODE_SECRET", "is required when SMS_PROVIDER is set"));
+                return Err(config_error(
+                    "PHONE_CODE_SECRET",
+                    "is required when SMS_PROVIDER is set",
+                ));
             }
             None => None,
         };
@@ -94,12 +112,17 @@ impl Config {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (4..=16).contains(n))
-                .ok_or_else(|| config_error("PHONE_CODE_LENGTH", "must be a number from 4 to 16"))?,
+                .ok_or_else(|| {
+                    config_error("PHONE_CODE_LENGTH", "must be a number from 4 to 16")
+                })?,
         };
         let code_expiry_seconds = match get("PHONE_CODE_EXPIRY") {
             None => 3600,
             Some(expiry) => parse_duration_seconds(&expiry).ok_or_else(|| {
-                config_error("PHONE_CODE_EXPIRY", "must be a duration such as 1h, 15m or 90s")
+                config_error(
+                    "PHONE_CODE_EXPIRY",
+                    "must be a duration such as 1h, 15m or 90s",
+                )
             })?,
         };
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
@@ -149,8 +172,10 @@ mod tests {
     const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, Error> {
-        let env: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| env.get(name).cloned())
     }
 
@@ -182,13 +207,34 @@ mod tests {
         };
         assert_eq!(variable_of(config(&[("AUTH_JWKS", JWKS)])), "AUTH_ISSUER");
         assert_eq!(variable_of(config(&[("AUTH_ISSUER", "x")])), "AUTH_JWKS");
-        assert_eq!(variable_of(config(&[("AUTH_ISSUER", "x"), ("AUTH_JWKS", "{")])), "AUTH_JWKS");
-        assert_eq!(variable_of(with(("PHONE_DEFAULT_REGION", "XX"))), "PHONE_DEFAULT_REGION");
-        assert_eq!(variable_of(with(("PHONE_CODE_LENGTH", "3"))), "PHONE_CODE_LENGTH");
-        assert_eq!(variable_of(with(("PHONE_CODE_EXPIRY", "soon"))), "PHONE_CODE_EXPIRY");
-        assert_eq!(variable_of(with(("SMS_PROVIDER", "pigeon"))), "SMS_PROVIDER");
-        assert_eq!(variable_of(with(("SMS_PROVIDER", "webhook"))), "PHONE_CODE_SECRET");
-        assert_eq!(variable_of(with(("PHONE_CODE_SECRET", "short"))), "PHONE_CODE_SECRET");
+        assert_eq!(
+            variable_of(config(&[("AUTH_ISSUER", "x"), ("AUTH_JWKS", "{")])),
+            "AUTH_JWKS"
+        );
+        assert_eq!(
+            variable_of(with(("PHONE_DEFAULT_REGION", "XX"))),
+            "PHONE_DEFAULT_REGION"
+        );
+        assert_eq!(
+            variable_of(with(("PHONE_CODE_LENGTH", "3"))),
+            "PHONE_CODE_LENGTH"
+        );
+        assert_eq!(
+            variable_of(with(("PHONE_CODE_EXPIRY", "soon"))),
+            "PHONE_CODE_EXPIRY"
+        );
+        assert_eq!(
+            variable_of(with(("SMS_PROVIDER", "pigeon"))),
+            "SMS_PROVIDER"
+        );
+        assert_eq!(
+            variable_of(with(("SMS_PROVIDER", "webhook"))),
+            "PHONE_CODE_SECRET"
+        );
+        assert_eq!(
+            variable_of(with(("PHONE_CODE_SECRET", "short"))),
+            "PHONE_CODE_SECRET"
+        );
     }
 
     #[test]

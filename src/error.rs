@@ -46,7 +46,9 @@ pub enum Error {
     /// Content type the service cannot read.
     UnsupportedMediaType(String),
     /// Body larger than the limit.
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        limit: usize,
+    },
     /// Body that is not a valid request message (JSON syntax, wrong field types).
     MalformedBody(String),
 
@@ -65,7 +67,10 @@ pub enum Error {
 
     // --- server side ---
     /// A required setting is missing or malformed; names the variable, never its value.
-    Config { variable: &'static str, problem: String },
+    Config {
+        variable: &'static str,
+        problem: String,
+    },
     /// The key-value store failed or is unreachable.
     StoreUnavailable(String),
     /// A stored record could not be read back.
@@ -172,14 +177,21 @@ impl Error {
             ),
             None => (text, None),
         };
-        Status { code, http_status, message, detail }
+        Status {
+            code,
+            http_status,
+            message,
+            detail,
+        }
     }
 
     /// Server-side detail worth a log line (never sent to clients).
     pub fn log_detail(&self) -> Option<String> {
         match self {
             Error::TokenInvalid(why) => Some(format!("token rejected: {why}")),
-            Error::Config { variable, problem } => Some(format!("configuration: {variable} {problem}")),
+            Error::Config { variable, problem } => {
+                Some(format!("configuration: {variable} {problem}"))
+            }
             Error::StoreUnavailable(why) => Some(format!("key-value store: {why}")),
             Error::CorruptRecord(why) => Some(format!("corrupt record: {why}")),
             Error::TooMuchContention => Some("compare-and-swap retries exhausted".into()),
@@ -208,23 +220,41 @@ mod tests {
         assert_eq!(status.message, "Phone not changed (COMMAND-wF94r)");
         assert_eq!(
             status.detail,
-            Some(ErrorDetail { id: "COMMAND-wF94r", message: "Phone not changed".into() })
+            Some(ErrorDetail {
+                id: "COMMAND-wF94r",
+                message: "Phone not changed".into()
+            })
         );
     }
 
     #[test]
     fn transport_errors_override_the_http_status() {
         assert_eq!(Error::MethodNotAllowed("GET").status().http_status, 405);
-        assert_eq!(Error::MethodNotAllowed("GET").status().code, Code::Unimplemented);
+        assert_eq!(
+            Error::MethodNotAllowed("GET").status().code,
+            Code::Unimplemented
+        );
         assert_eq!(Error::BodyTooLarge { limit: 1 }.status().http_status, 413);
-        assert_eq!(Error::UnsupportedMediaType("text/plain".into()).status().http_status, 415);
-        assert_eq!(Error::AuthHeaderMissing.status().message, "auth header missing");
+        assert_eq!(
+            Error::UnsupportedMediaType("text/plain".into())
+                .status()
+                .http_status,
+            415
+        );
+        assert_eq!(
+            Error::AuthHeaderMissing.status().message,
+            "auth header missing"
+        );
         assert_eq!(Error::AuthHeaderMissing.status().detail, None);
     }
 
     #[test]
     fn config_errors_name_the_variable_only() {
-        let status = Error::Config { variable: "AUTH_ISSUER", problem: "is not set".into() }.status();
+        let status = Error::Config {
+            variable: "AUTH_ISSUER",
+            problem: "is not set".into(),
+        }
+        .status();
         assert_eq!(status.http_status, 500);
         assert!(status.message.contains("AUTH_ISSUER is not set"));
     }

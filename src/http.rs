@@ -17,14 +17,22 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// The media type without parameters, lower case (`application/json; charset=utf-8` →
     /// `application/json`).
     pub fn media_type(&self) -> Option<String> {
         let value = self.header("content-type")?;
-        let media = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         (!media.is_empty()).then_some(media)
     }
 }
@@ -38,6 +46,10 @@ pub struct Response {
 
 impl Response {
     pub fn json(status: u16, body: Vec<u8>) -> Response {
-        Response { status, headers: vec![("content-type".into(), "application/json".into())], body }
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        }
     }
 }

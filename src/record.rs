@@ -54,8 +54,15 @@ pub enum Delivery {
     /// Not attempted yet (the answer goes out before the SMS).
     #[default]
     Pending,
-    Sent { provider_id: String, at: Timestamp },
-    Failed { retryable: bool, reason: String, at: Timestamp },
+    Sent {
+        provider_id: String,
+        at: Timestamp,
+    },
+    Failed {
+        retryable: bool,
+        reason: String,
+        at: Timestamp,
+    },
 }
 
 /// One update that this record already contains.
@@ -87,7 +94,11 @@ impl UserRecord {
         if events > 0 {
             self.changed = now;
         }
-        let applied = AppliedOperation { id: id.into(), sequence: self.sequence, at: now };
+        let applied = AppliedOperation {
+            id: id.into(),
+            sequence: self.sequence,
+            at: now,
+        };
         self.applied.push(applied.clone());
         if self.applied.len() > REMEMBERED_OPERATIONS {
             let excess = self.applied.len() - REMEMBERED_OPERATIONS;
@@ -147,19 +158,29 @@ mod tests {
     fn commit_counts_events_and_remembers_recent_operations() {
         let mut record = UserRecord::new("u", "o", Timestamp::new(1, 0));
         let op = record.commit("op-1", 2, Timestamp::new(5, 0));
-        assert_eq!((op.sequence, record.sequence, record.changed.seconds), (2, 2, 5));
+        assert_eq!(
+            (op.sequence, record.sequence, record.changed.seconds),
+            (2, 2, 5)
+        );
         for i in 0..REMEMBERED_OPERATIONS + 5 {
             record.commit(&format!("x{i}"), 0, Timestamp::new(9, 0));
         }
         assert_eq!(record.applied.len(), REMEMBERED_OPERATIONS);
         assert!(record.find_operation("op-1").is_none());
-        assert_eq!(record.changed.seconds, 5, "zero-event updates keep changeDate");
+        assert_eq!(
+            record.changed.seconds, 5,
+            "zero-event updates keep changeDate"
+        );
     }
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
         let mut record = UserRecord::new("u", "o", Timestamp::new(1, 0));
-        record.phone = Some(Phone { number: "+41710000000".into(), verified: false, code: None });
+        record.phone = Some(Phone {
+            number: "+41710000000".into(),
+            verified: false,
+            code: None,
+        });
         assert_eq!(UserRecord::from_bytes(&record.to_bytes()), Ok(record));
         assert!(UserRecord::from_bytes(b"{").is_err());
         assert!(UserRecord::from_bytes(br#"{"schema":99}"#).is_err());

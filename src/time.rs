@@ -12,13 +12,19 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn new(seconds: i64, nanos: u32) -> Self {
-        Timestamp { seconds: seconds + i64::from(nanos / 1_000_000_000), nanos: nanos % 1_000_000_000 }
+        Timestamp {
+            seconds: seconds + i64::from(nanos / 1_000_000_000),
+            nanos: nanos % 1_000_000_000,
+        }
     }
 
     /// Whole seconds later (saturating).
     pub fn plus_seconds(self, seconds: u64) -> Self {
         let add = i64::try_from(seconds).unwrap_or(i64::MAX);
-        Timestamp { seconds: self.seconds.saturating_add(add), nanos: self.nanos }
+        Timestamp {
+            seconds: self.seconds.saturating_add(add),
+            nanos: self.nanos,
+        }
     }
 
     /// Seconds from `earlier` to `self`, 0 when `earlier` is later.
@@ -33,11 +39,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153; // 0 = March
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -48,13 +59,20 @@ impl fmt::Display for Timestamp {
         let days = self.seconds.div_euclid(86_400);
         let secs_of_day = self.seconds.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
-        let (hour, minute, second) = (secs_of_day / 3600, secs_of_day % 3600 / 60, secs_of_day % 60);
-        write!(f, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}")?;
+        let (hour, minute, second) = (
+            secs_of_day / 3600,
+            secs_of_day % 3600 / 60,
+            secs_of_day % 60,
+        );
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+        )?;
         let nanos = self.nanos;
         if nanos == 0 {
-        } else if nanos % 1_000_000 == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
             write!(f, ".{:03}", nanos / 1_000_000)?;
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             write!(f, ".{:06}", nanos / 1_000)?;
         } else {
             write!(f, ".{nanos:09}")?;
@@ -70,10 +88,22 @@ mod tests {
     #[test]
     fn formats_like_protojson() {
         assert_eq!(Timestamp::new(0, 0).to_string(), "1970-01-01T00:00:00Z");
-        assert_eq!(Timestamp::new(951_782_400, 0).to_string(), "2000-02-29T00:00:00Z");
-        assert_eq!(Timestamp::new(1_764_201_600, 5_000_000).to_string(), "2025-11-27T00:00:00.005Z");
-        assert_eq!(Timestamp::new(1_764_201_601, 120_000).to_string(), "2025-11-27T00:00:01.000120Z");
-        assert_eq!(Timestamp::new(4_102_444_799, 1).to_string(), "2099-12-31T23:59:59.000000001Z");
+        assert_eq!(
+            Timestamp::new(951_782_400, 0).to_string(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::new(1_764_201_600, 5_000_000).to_string(),
+            "2025-11-27T00:00:00.005Z"
+        );
+        assert_eq!(
+            Timestamp::new(1_764_201_601, 120_000).to_string(),
+            "2025-11-27T00:00:01.000120Z"
+        );
+        assert_eq!(
+            Timestamp::new(4_102_444_799, 1).to_string(),
+            "2099-12-31T23:59:59.000000001Z"
+        );
         assert_eq!(Timestamp::new(-1, 0).to_string(), "1969-12-31T23:59:59Z");
     }
 

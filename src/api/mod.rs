@@ -22,10 +22,13 @@ pub enum OpenError {
     Other(String),
 }
 
+/// Opens a key-value store by label.
+pub type StoreOpener = dyn Fn(&str) -> Result<Box<dyn KeyValue>, OpenError>;
+
 /// Everything the API needs from its host.
 pub struct Services<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    pub open_store: &'a dyn Fn(&str) -> Result<Box<dyn KeyValue>, OpenError>,
+    pub open_store: &'a StoreOpener,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Random,
 }
@@ -41,7 +44,11 @@ pub struct Caller<'a> {
 
 impl<'a> Caller<'a> {
     pub fn updater(&self) -> Updater<'_> {
-        Updater { kv: self.kv.as_ref(), clock: self.services.clock, random: self.services.random }
+        Updater {
+            kv: self.kv.as_ref(),
+            clock: self.services.clock,
+            random: self.services.random,
+        }
     }
 
     pub fn new_record(&self, now: Timestamp) -> UserRecord {
@@ -79,22 +86,37 @@ pub fn reject(error: &Error) -> Response {
 }
 
 /// Reads configuration, verifies the token and opens the store.
-fn authorize<'a>(services: &'a Services<'a>, authorization: Option<&str>) -> Result<Caller<'a>, Error> {
+fn authorize<'a>(
+    services: &'a Services<'a>,
+    authorization: Option<&str>,
+) -> Result<Caller<'a>, Error> {
     let config = Config::from_lookup(services.env)?;
     let principal = auth::authenticate(authorization, &config, services.clock.now())?;
     let kv = (services.open_store)(&config.kv_store).map_err(|e| match e {
         OpenError::NoSuchStore => Error::Config {
             variable: "KV_STORE",
-            problem: format!("names store {:?}, which the host does not provide", config.kv_store),
+            problem: format!(
+                "names store {:?}, which the host does not provide",
+                config.kv_store
+            ),
         },
         OpenError::AccessDenied => Error::Config {
             variable: "KV_STORE",
-            problem: format!("names store {:?}, which this component may not use", config.kv_store),
+            problem: format!(
+                "names store {:?}, which this component may not use",
+                config.kv_store
+            ),
         },
         OpenError::Other(why) => Error::StoreUnavailable(why),
     })?;
     let record_key = record_key(&principal.resource_owner, &principal.user_id);
-    Ok(Caller { services, config, principal, record_key, kv })
+    Ok(Caller {
+        services,
+        config,
+        principal,
+        record_key,
+        kv,
+    })
 }
 
 /// One log line per server-side problem; client errors are not logged.

@@ -70,7 +70,11 @@ pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), E
 
     let updated = updater.update(&caller.record_key, &operation, |current| {
         let mut record = current.unwrap_or_else(|| caller.new_record(now));
-        if record.phone.as_ref().is_some_and(|phone| phone.number == number.as_str()) {
+        if record
+            .phone
+            .as_ref()
+            .is_some_and(|phone| phone.number == number.as_str())
+        {
             return Err(Error::PhoneNotChanged);
         }
         record.phone = Some(Phone {
@@ -86,7 +90,11 @@ pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), E
             }),
         });
         // Upstream writes two events: phone changed, code added.
-        Ok(Change::Write { record, events: 2, value: () })
+        Ok(Change::Write {
+            record,
+            events: 2,
+            value: (),
+        })
     })?;
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
     let job = SmsJob {
@@ -114,16 +122,20 @@ pub fn get_my_phone(caller: &Caller) -> Result<(Details, Option<PhoneView>), Err
             let updated = updater.update(&caller.record_key, &operation, |current| {
                 Ok(match current {
                     Some(_) => Change::Keep(()),
-                    None => Change::Write { record: caller.new_record(now), events: 0, value: () },
+                    None => Change::Write {
+                        record: caller.new_record(now),
+                        events: 0,
+                        value: (),
+                    },
                 })
             })?;
             updated.record.ok_or(Error::TooMuchContention)?
         }
     };
-    let phone = record
-        .phone
-        .as_ref()
-        .map(|phone| PhoneView { phone: phone.number.clone(), is_phone_verified: phone.verified });
+    let phone = record.phone.as_ref().map(|phone| PhoneView {
+        phone: phone.number.clone(),
+        is_phone_verified: phone.verified,
+    });
     Ok((Details::of_record(&record), phone))
 }
 
@@ -147,15 +159,28 @@ impl SmsJob {
         let at = updater.clock.now();
         let delivery = match outcome {
             Ok(provider_id) => Delivery::Sent { provider_id, at },
-            Err(SendError::Retryable(reason)) => Delivery::Failed { retryable: true, reason, at },
-            Err(SendError::Permanent(reason)) => Delivery::Failed { retryable: false, reason, at },
+            Err(SendError::Retryable(reason)) => Delivery::Failed {
+                retryable: true,
+                reason,
+                at,
+            },
+            Err(SendError::Permanent(reason)) => Delivery::Failed {
+                retryable: false,
+                reason,
+                at,
+            },
         };
         if let Delivery::Failed { reason, .. } = &delivery {
-            eprintln!("set-my-phone: SMS for {} not delivered: {reason}", self.record_key);
+            eprintln!(
+                "set-my-phone: SMS for {} not delivered: {reason}",
+                self.record_key
+            );
         }
         let operation = format!("{}/delivery", self.operation);
         let result = updater.update(&self.record_key, &operation, |current| {
-            let Some(mut record) = current else { return Ok(Change::Keep(())) };
+            let Some(mut record) = current else {
+                return Ok(Change::Keep(()));
+            };
             let Some(code) = record
                 .phone
                 .as_mut()
@@ -166,10 +191,17 @@ impl SmsJob {
                 return Ok(Change::Keep(()));
             };
             code.delivery = delivery.clone();
-            Ok(Change::Write { record, events: 0, value: () })
+            Ok(Change::Write {
+                record,
+                events: 0,
+                value: (),
+            })
         });
         if let Err(e) = result {
-            eprintln!("set-my-phone: could not record SMS outcome for {}: {e}", self.record_key);
+            eprintln!(
+                "set-my-phone: could not record SMS outcome for {}: {e}",
+                self.record_key
+            );
         }
     }
 }

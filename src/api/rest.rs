@@ -14,7 +14,10 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
         Ok(reply) => reply,
         Err(error) => {
             log(&error);
-            Reply { response: error_response(&error), followup: None }
+            Reply {
+                response: error_response(&error),
+                followup: None,
+            }
         }
     }
 }
@@ -27,14 +30,19 @@ fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'
         "GET" => {
             let caller = authorize(services, request.header("authorization"))?;
             let (details, phone) = phone::get_my_phone(&caller)?;
-            Ok(answer(&GetMyPhoneResponse { details: details.into(), phone: Some(phone.into()) }))
+            Ok(answer(&GetMyPhoneResponse {
+                details: details.into(),
+                phone: Some(phone.into()),
+            }))
         }
         "PUT" => {
             let body = json_body(request)?;
             let caller = authorize(services, request.header("authorization"))?;
             let input = string_field(&body, "phone", "SetMyPhoneRequest")?;
             let (details, job) = phone::set_my_phone(&caller, &input)?;
-            let mut reply = answer(&DetailsResponse { details: details.into() });
+            let mut reply = answer(&DetailsResponse {
+                details: details.into(),
+            });
             reply.followup = Some(Followup { job, caller });
             Ok(reply)
         }
@@ -55,24 +63,35 @@ fn json_body(request: &Request) -> Result<serde_json::Map<String, Value>, Error>
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::MalformedBody("invalid request body: expected a JSON object".into())),
+        Ok(_) => Err(Error::MalformedBody(
+            "invalid request body: expected a JSON object".into(),
+        )),
         Err(e) => Err(Error::MalformedBody(format!("invalid JSON body: {e}"))),
     }
 }
 
 /// A string field; absent or `null` is the empty string (protojson), anything else an error.
-fn string_field(body: &serde_json::Map<String, Value>, name: &str, message: &str) -> Result<String, Error> {
+fn string_field(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+    message: &str,
+) -> Result<String, Error> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(value)) => Ok(value.clone()),
-        Some(_) => Err(Error::MalformedBody(format!("invalid {message}.{name}: expected a string"))),
+        Some(_) => Err(Error::MalformedBody(format!(
+            "invalid {message}.{name}: expected a string"
+        ))),
     }
 }
 
 fn answer<'a>(body: &impl Serialize) -> Reply<'a> {
     // Our response structs hold only strings and numbers: serialising them cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Reply { response: Response::json(200, bytes), followup: None }
+    Reply {
+        response: Response::json(200, bytes),
+        followup: None,
+    }
 }
 
 /// google.rpc.Status as JSON, with the HTTP status its code maps to.
@@ -91,7 +110,10 @@ pub fn error_response(error: &Error) -> Response {
             })
             .collect(),
     };
-    let mut response = Response::json(status.http_status, serde_json::to_vec(&body).unwrap_or_default());
+    let mut response = Response::json(
+        status.http_status,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    );
     if let Error::MethodNotAllowed(allowed) = error {
         response.headers.push(("allow".into(), (*allowed).into()));
     }
@@ -150,8 +172,14 @@ struct PhoneJson {
 impl From<Option<PhoneView>> for PhoneJson {
     fn from(view: Option<PhoneView>) -> Self {
         match view {
-            Some(view) => PhoneJson { phone: Some(view.phone), is_phone_verified: Some(view.is_phone_verified) },
-            None => PhoneJson { phone: None, is_phone_verified: None },
+            Some(view) => PhoneJson {
+                phone: Some(view.phone),
+                is_phone_verified: Some(view.is_phone_verified),
+            },
+            None => PhoneJson {
+                phone: None,
+                is_phone_verified: None,
+            },
         }
     }
 }
@@ -182,7 +210,11 @@ mod tests {
                 "details":[{"@type":"type.googleapis.com/zitadel.v1.ErrorDetail",
                             "id":"COMMAND-wF94r","message":"Phone not changed"}]})
         );
-        let plain: Value = serde_json::from_slice(&error_response(&Error::AuthHeaderMissing).body).unwrap();
-        assert_eq!(plain, serde_json::json!({"code":16,"message":"auth header missing"}));
+        let plain: Value =
+            serde_json::from_slice(&error_response(&Error::AuthHeaderMissing).body).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"code":16,"message":"auth header missing"})
+        );
     }
 }

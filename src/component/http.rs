@@ -24,22 +24,38 @@ pub fn read_request(request: &IncomingRequest) -> Request {
         Method::Other(other) => other,
     };
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
-    let path = path_with_query.split('?').next().unwrap_or_default().to_string();
+    let path = path_with_query
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let headers: Vec<(String, String)> = request
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
         .collect();
     let declared_length = headers
         .iter()
         .find(|(name, _)| name == "content-length")
         .and_then(|(_, value)| value.trim().parse::<u64>().ok());
     let body = match declared_length {
-        Some(length) if length > MAX_BODY_BYTES as u64 => Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES }),
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(Error::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        }),
         _ => read_body(request),
     };
-    Request { method, path, headers, body }
+    Request {
+        method,
+        path,
+        headers,
+        body,
+    }
 }
 
 /// Reads at most `MAX_BODY_BYTES`; a longer body is refused without reading the rest.
@@ -53,7 +69,9 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Error> {
             Ok(chunk) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() > MAX_BODY_BYTES {
-                    return Err(Error::BodyTooLarge { limit: MAX_BODY_BYTES });
+                    return Err(Error::BodyTooLarge {
+                        limit: MAX_BODY_BYTES,
+                    });
                 }
             }
             Err(StreamError::Closed) => break,
@@ -66,8 +84,11 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Error> {
 /// Sends `response` and finishes its body, so the client has its answer before any
 /// follow-up work starts.
 pub fn write_response(out: ResponseOutparam, response: Response) {
-    let entries: Vec<(String, Vec<u8>)> =
-        response.headers.into_iter().map(|(name, value)| (name, value.into_bytes())).collect();
+    let entries: Vec<(String, Vec<u8>)> = response
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
     let headers = match Fields::from_list(&entries) {
         Ok(headers) => headers,
         Err(e) => {
@@ -77,7 +98,10 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
     };
     let outgoing = OutgoingResponse::new(headers);
     if outgoing.set_status_code(response.status).is_err() {
-        eprintln!("set-my-phone: status {} refused by the host", response.status);
+        eprintln!(
+            "set-my-phone: status {} refused by the host",
+            response.status
+        );
     }
     let Ok(body) = outgoing.body() else {
         eprintln!("set-my-phone: response body unavailable");

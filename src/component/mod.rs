@@ -4,7 +4,10 @@
 mod http;
 mod services;
 
-#[allow(unsafe_code, reason = "wit-bindgen's generated glue is unsafe by nature")]
+#[allow(
+    unsafe_code,
+    reason = "wit-bindgen's generated glue is unsafe by nature"
+)]
 mod bindings {
     wit_bindgen::generate!({
         path: "wit",
@@ -50,7 +53,10 @@ impl Guest for Component {
         };
         let request = http::read_request(&request);
         let reply = match &request.body {
-            Err(error) => crate::api::Reply { response: crate::api::reject(error), followup: None },
+            Err(error) => crate::api::Reply {
+                response: crate::api::reject(error),
+                followup: None,
+            },
             Ok(_) => crate::api::handle(&request, &services),
         };
         http::write_response(response_out, reply.response);

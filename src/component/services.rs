@@ -17,7 +17,11 @@ pub struct Environment(HashMap<String, String>);
 
 impl Environment {
     pub fn read() -> Self {
-        Environment(wasip2::cli::environment::get_environment().into_iter().collect())
+        Environment(
+            wasip2::cli::environment::get_environment()
+                .into_iter()
+                .collect(),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -81,7 +85,10 @@ pub struct WasiClock;
 impl Clock for WasiClock {
     fn now(&self) -> Timestamp {
         let now = wall_clock::now();
-        Timestamp::new(i64::try_from(now.seconds).unwrap_or(i64::MAX), now.nanoseconds)
+        Timestamp::new(
+            i64::try_from(now.seconds).unwrap_or(i64::MAX),
+            now.nanoseconds,
+        )
     }
 
     fn sleep(&self, duration: Duration) {

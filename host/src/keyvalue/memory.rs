@@ -1,0 +1,540 @@
+//! An in-memory [`Backend`] with true compare-and-swap and switchable fault injection for tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
+
+/// Keys per [`Backend::list_keys`] page.
+const PAGE_SIZE: usize = 1000;
+
+/// The message of every injected failure.
+const INJECTED: &str = "injected fault";
+
+/// A misbehaviour [`MemoryBackend`] can be switched to at run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Behave correctly.
+    #[default]
+    None,
+    /// A swap whose comparison succeeds writes the value and then reports a conflict anyway; a swap
+    /// whose comparison fails reports a conflict without writing. This is Spin 4.0.2's Redis store.
+    SwapWritesThenReportsFailure,
+    /// Reads (`get`, `exists`, `list-keys`, and the read behind `cas.new`) fail with
+    /// `other("injected fault")`.
+    FailGets,
+    /// Writes (`set`, `delete`, `swap`, `increment`) fail with `other("injected fault")` and
+    /// write nothing.
+    FailSets,
+}
+
+/// Counters of what the backend was asked to do, for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Reads: `get`, `exists` and the read behind `cas.new`, including failed ones.
+    pub gets: u64,
+    /// Values stored or removed by any operation (set, delete, swap, increment).
+    pub writes: u64,
+    /// Compare-and-swap attempts, whatever their outcome.
+    pub swaps: u64,
+    /// Compare-and-swap attempts that wrote their value (even when a fault then reported failure).
+    pub swap_writes: u64,
+}
+
+/// Key-value data held in memory: shared by every clone, lost when the last clone drops.
+///
+/// Clones share data, fault switch and counters, so a test keeps one clone to inspect the store
+/// and hands another to the host.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    buckets: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// The last version handed out; versions are unique across all keys and never reused.
+    last_version: u64,
+    fault: Fault,
+    stats: MemoryStats,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    version: u64,
+}
+
+impl Inner {
+    fn entry(&self, bucket: &str, key: &str) -> Option<&Entry> {
+        self.buckets.get(bucket).and_then(|keys| keys.get(key))
+    }
+
+    fn read(&self, bucket: &str, key: &str) -> Versioned {
+        match self.entry(bucket, key) {
+            Some(entry) => Versioned {
+                value: Some(entry.value.clone()),
+                version: Version::Written(entry.version),
+            },
+            None => Versioned::absent(),
+        }
+    }
+
+    /// Stores `value` under a fresh version and counts the write.
+    fn write(&mut self, bucket: &str, key: &str, value: Vec<u8>) {
+        self.put(bucket, key, value);
+        self.stats.writes += 1;
+    }
+
+    /// Stores `value` under a fresh version.
+    fn put(&mut self, bucket: &str, key: &str, value: Vec<u8>) {
+        self.last_version += 1;
+        let entry = Entry {
+            value,
+            version: self.last_version,
+        };
+        self.buckets
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), entry);
+    }
+
+    fn remove(&mut self, bucket: &str, key: &str) {
+        if let Some(keys) = self.buckets.get_mut(bucket)
+            && keys.remove(key).is_some()
+        {
+            self.stats.writes += 1;
+        }
+    }
+
+    fn check_read(&mut self) -> Result<(), BackendError> {
+        self.stats.gets += 1;
+        match self.fault {
+            Fault::FailGets => Err(BackendError::new(INJECTED)),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_write(&self) -> Result<(), BackendError> {
+        match self.fault {
+            Fault::FailSets => Err(BackendError::new(INJECTED)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl MemoryBackend {
+    /// An empty store that behaves correctly.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No code panics while holding the lock, and the data stays consistent if one did.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Switches to `fault` (or back to correct behaviour with [`Fault::None`]) for later calls.
+    pub fn set_fault(&self, fault: Fault) {
+        self.lock().fault = fault;
+    }
+
+    /// The fault in effect.
+    pub fn fault(&self) -> Fault {
+        self.lock().fault
+    }
+
+    /// What the backend has been asked to do so far.
+    pub fn stats(&self) -> MemoryStats {
+        self.lock().stats
+    }
+
+    /// The value at `key`, bypassing faults and counters.
+    pub fn snapshot(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .entry(bucket, key)
+            .map(|entry| entry.value.clone())
+    }
+
+    /// Every key and value in `bucket`, in key order, bypassing faults and counters.
+    pub fn entries(&self, bucket: &str) -> Vec<(String, Vec<u8>)> {
+        self.lock()
+            .buckets
+            .get(bucket)
+            .map(|keys| {
+                keys.iter()
+                    .map(|(key, entry)| (key.clone(), entry.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stores `value` at `key` as test set-up: bypasses faults, does not count as a write.
+    pub fn insert(&self, bucket: &str, key: &str, value: impl Into<Vec<u8>>) {
+        self.lock().put(bucket, key, value.into());
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for MemoryBackend {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
+        let mut inner = self.lock();
+        inner.check_read()?;
+        Ok(inner.read(bucket, key))
+    }
+
+    async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), BackendError> {
+        let mut inner = self.lock();
+        inner.check_write()?;
+        inner.write(bucket, key, value);
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), BackendError> {
+        let mut inner = self.lock();
+        inner.check_write()?;
+        inner.remove(bucket, key);
+        Ok(())
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, BackendError> {
+        let mut inner = self.lock();
+        inner.check_read()?;
+        Ok(inner.entry(bucket, key).is_some())
+    }
+
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<String>,
+    ) -> Result<KeyPage, BackendError> {
+        let mut inner = self.lock();
+        inner.check_read()?;
+        let Some(keys) = inner.buckets.get(bucket) else {
+            return Ok(KeyPage::default());
+        };
+        let mut after = keys
+            .keys()
+            .filter(|key| cursor.as_ref().is_none_or(|cursor| *key > cursor));
+        let page: Vec<String> = after.by_ref().take(PAGE_SIZE).cloned().collect();
+        let cursor = match after.next() {
+            Some(_) => page.last().cloned(),
+            None => None,
+        };
+        Ok(KeyPage { keys: page, cursor })
+    }
+
+    async fn compare_and_swap(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Version,
+        value: Vec<u8>,
+    ) -> Result<Swap, BackendError> {
+        let mut inner = self.lock();
+        inner.stats.swaps += 1;
+        inner.check_write()?;
+        if inner.read(bucket, key).version != expected {
+            return Ok(Swap::Conflict);
+        }
+        inner.write(bucket, key, value);
+        inner.stats.swap_writes += 1;
+        match inner.fault {
+            Fault::SwapWritesThenReportsFailure => Ok(Swap::Conflict),
+            _ => Ok(Swap::Swapped),
+        }
+    }
+
+    async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, BackendError> {
+        let mut inner = self.lock();
+        inner.check_write()?;
+        let current = match inner.entry(bucket, key) {
+            None => 0,
+            Some(entry) => std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok())
+                .ok_or_else(|| BackendError::new(format!("value at {key:?} is not an integer")))?,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| BackendError::new(format!("increment of {key:?} overflows")))?;
+        inner.write(bucket, key, next.to_string().into_bytes());
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: &str = "default";
+
+    fn injected() -> BackendError {
+        BackendError::new(INJECTED)
+    }
+
+    #[tokio::test]
+    async fn absent_key_reads_as_absent() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        assert_eq!(store.get(B, "k").await?, Versioned::absent());
+        assert!(!store.exists(B, "k").await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn swap_from_absent_succeeds_only_while_absent() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        let seen = store.get(B, "k").await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"one".to_vec())
+                .await?,
+            Swap::Swapped
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"one".to_vec()));
+
+        // A second writer that also saw the key absent must lose.
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", Version::Absent, b"two".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"one".to_vec()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn stale_version_conflicts_without_writing() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set(B, "k", b"a".to_vec()).await?;
+        let stale = store.get(B, "k").await?;
+        store.set(B, "k", b"b".to_vec()).await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", stale.version, b"c".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"b".to_vec()));
+
+        let fresh = store.get(B, "k").await?;
+        assert_eq!(fresh.value, Some(b"b".to_vec()));
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", fresh.version, b"c".to_vec())
+                .await?,
+            Swap::Swapped
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"c".to_vec()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn rewriting_the_same_value_still_changes_the_version() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set(B, "k", b"a".to_vec()).await?;
+        let first = store.get(B, "k").await?;
+        store.set(B, "k", b"a".to_vec()).await?;
+        assert_ne!(store.get(B, "k").await?.version, first.version);
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", first.version, b"b".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn delete_and_recreate_does_not_reuse_a_version() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set(B, "k", b"a".to_vec()).await?;
+        let before = store.get(B, "k").await?;
+        store.delete(B, "k").await?;
+        assert_eq!(store.get(B, "k").await?.version, Version::Absent);
+        store.set(B, "k", b"a".to_vec()).await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", before.version, b"b".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn buckets_are_separate() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set("one", "k", b"1".to_vec()).await?;
+        assert_eq!(store.get("two", "k").await?, Versioned::absent());
+        assert_eq!(store.snapshot("one", "k"), Some(b"1".to_vec()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn list_keys_pages_in_order() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        for i in 0..PAGE_SIZE + 5 {
+            store.insert(B, &format!("key-{i:05}"), b"v".to_vec());
+        }
+        let first = store.list_keys(B, None).await?;
+        assert_eq!(first.keys.len(), PAGE_SIZE);
+        assert_eq!(first.keys.first().map(String::as_str), Some("key-00000"));
+        let second = store.list_keys(B, first.cursor).await?;
+        assert_eq!(second.keys.len(), 5);
+        assert_eq!(second.cursor, None);
+        assert_eq!(store.list_keys("empty", None).await?, KeyPage::default());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn increment_counts_from_zero_and_rejects_non_integers() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        assert_eq!(store.increment(B, "n", 5).await?, 5);
+        assert_eq!(store.increment(B, "n", -7).await?, -2);
+        assert_eq!(store.snapshot(B, "n"), Some(b"-2".to_vec()));
+        store.set(B, "text", b"abc".to_vec()).await?;
+        assert!(store.increment(B, "text", 1).await.is_err());
+        store
+            .set(B, "max", i64::MAX.to_string().into_bytes())
+            .await?;
+        assert!(store.increment(B, "max", 1).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_swaps_lose_no_update() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..50 {
+                    loop {
+                        let seen = store.get(B, "n").await?;
+                        let n: u64 = seen
+                            .value
+                            .as_deref()
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let next = (n + 1).to_string().into_bytes();
+                        if store.compare_and_swap(B, "n", seen.version, next).await?
+                            == Swap::Swapped
+                        {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok::<_, BackendError>(())
+            }));
+        }
+        for task in tasks {
+            task.await.map_err(|e| BackendError::new(e.to_string()))??;
+        }
+        assert_eq!(store.snapshot(B, "n"), Some(b"400".to_vec()));
+        assert_eq!(store.stats().swap_writes, 400);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn swap_writes_then_reports_failure_fault() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.insert(B, "k", b"a".to_vec());
+        store.set_fault(Fault::SwapWritesThenReportsFailure);
+        assert_eq!(store.fault(), Fault::SwapWritesThenReportsFailure);
+
+        // Comparison succeeds: the value is written, yet a conflict is reported.
+        let seen = store.get(B, "k").await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"b".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"b".to_vec()));
+
+        // Comparison fails: nothing is written.
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"c".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"b".to_vec()));
+        assert_eq!(store.stats().swaps, 2);
+        assert_eq!(store.stats().swap_writes, 1);
+
+        store.set_fault(Fault::None);
+        let seen = store.get(B, "k").await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"d".to_vec())
+                .await?,
+            Swap::Swapped
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn fail_gets_fault_fails_reads_only() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.insert(B, "k", b"a".to_vec());
+        store.set_fault(Fault::FailGets);
+        assert_eq!(store.get(B, "k").await, Err(injected()));
+        assert_eq!(store.exists(B, "k").await, Err(injected()));
+        assert_eq!(store.list_keys(B, None).await, Err(injected()));
+        store.set(B, "k", b"b".to_vec()).await?;
+        assert_eq!(store.snapshot(B, "k"), Some(b"b".to_vec()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn fail_sets_fault_fails_writes_and_writes_nothing() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.insert(B, "k", b"a".to_vec());
+        let seen = store.get(B, "k").await?;
+        store.set_fault(Fault::FailSets);
+        assert_eq!(store.set(B, "k", b"b".to_vec()).await, Err(injected()));
+        assert_eq!(store.delete(B, "k").await, Err(injected()));
+        assert_eq!(store.increment(B, "n", 1).await, Err(injected()));
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"c".to_vec())
+                .await,
+            Err(injected())
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"a".to_vec()));
+        assert_eq!(store.snapshot(B, "n"), None);
+        assert_eq!(store.get(B, "k").await?.value, Some(b"a".to_vec()));
+        assert_eq!(store.stats().writes, 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn stats_count_reads_writes_and_swaps() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set(B, "k", b"a".to_vec()).await?;
+        let seen = store.get(B, "k").await?;
+        store
+            .compare_and_swap(B, "k", seen.version, b"b".to_vec())
+            .await?;
+        store
+            .compare_and_swap(B, "k", seen.version, b"c".to_vec())
+            .await?;
+        store.delete(B, "k").await?;
+        store.delete(B, "k").await?;
+        assert_eq!(
+            store.stats(),
+            MemoryStats {
+                gets: 1,
+                writes: 3,
+                swaps: 2,
+                swap_writes: 1,
+            }
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,482 @@
+//! The HTTP server: compiles the core once, then runs every request in a fresh store and instance.
+//!
+//! The guest answers through `response-outparam::set` and may keep running afterwards (it sends the
+//! SMS after responding). Each request's guest therefore runs in its own task; the response goes
+//! out as soon as the guest sets it, and [`Host::idle`] waits for the work that follows.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Cache, Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings;
+use crate::keyvalue::{Backend, KeyValue, KeyValueCtx, KeyValueView, MemoryBackend};
+use crate::sms::{LogSms, Sms, SmsSender, SmsView};
+
+/// How long one request's guest may run, response and after-response work together.
+const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Configures and builds a [`Host`].
+pub struct HostBuilder {
+    wasm: PathBuf,
+    env: Vec<(String, String)>,
+    backend: Option<Arc<dyn Backend>>,
+    sms: Option<Arc<dyn SmsSender>>,
+    stores: Vec<String>,
+    cache: bool,
+    guest_timeout: Duration,
+}
+
+impl HostBuilder {
+    /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
+    /// [`LogSms`], the single store `default`, the compilation cache on and a 60 s guest limit.
+    pub fn new(wasm: impl Into<PathBuf>) -> Self {
+        Self {
+            wasm: wasm.into(),
+            env: Vec::new(),
+            backend: None,
+            sms: None,
+            stores: vec!["default".to_owned()],
+            cache: true,
+            guest_timeout: DEFAULT_GUEST_TIMEOUT,
+        }
+    }
+
+    /// Adds one environment variable the guest sees.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds environment variables the guest sees.
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Stores the guest's key-value data in `backend`.
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Sends the guest's SMS through `sms`.
+    pub fn sms(mut self, sms: Arc<dyn SmsSender>) -> Self {
+        self.sms = Some(sms);
+        self
+    }
+
+    /// The store labels `wasi:keyvalue/store.open` accepts (replacing the default `default`).
+    pub fn stores<S: Into<String>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
+        self.stores = labels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether compiled code is cached on disk (wasmtime's default cache) across processes.
+    pub fn compilation_cache(mut self, enabled: bool) -> Self {
+        self.cache = enabled;
+        self
+    }
+
+    /// How long one request's guest may run before it is stopped (default 60 s).
+    ///
+    /// The limit applies while the guest waits on the host (key-value, SMS, HTTP); a guest that
+    /// computes without calling the host is not interrupted.
+    pub fn guest_timeout(mut self, limit: Duration) -> Self {
+        self.guest_timeout = limit;
+        self
+    }
+
+    /// Compiles the component and links every import it needs.
+    pub fn build(self) -> anyhow::Result<Host> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        if self.cache {
+            match Cache::from_file(None) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(err) => eprintln!("host: compilation cache disabled: {err}"),
+            }
+        }
+        let engine = Engine::new(&config)?;
+        let component = Component::from_file(&engine, &self.wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading component {}", self.wasm.display()))?;
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::store::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
+        bindings::atomics::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
+        bindings::sender::add_to_linker::<State, Sms>(&mut linker, sms_view)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .context("the component is not a wasi:http proxy")?;
+
+        Ok(Host {
+            pre,
+            env: self.env.into(),
+            keyvalue: KeyValueCtx {
+                backend: self
+                    .backend
+                    .unwrap_or_else(|| Arc::new(MemoryBackend::new())),
+                stores: self.stores.into(),
+            },
+            sms: self.sms.unwrap_or_else(|| Arc::new(LogSms::new())),
+            tasks: GuestTasks::default(),
+            guest_timeout: self.guest_timeout,
+        })
+    }
+}
+
+/// The compiled component with everything a request needs; serves HTTP.
+pub struct Host {
+    pre: ProxyPre<State>,
+    env: Arc<[(String, String)]>,
+    keyvalue: KeyValueCtx,
+    sms: Arc<dyn SmsSender>,
+    tasks: GuestTasks,
+    guest_timeout: Duration,
+}
+
+/// One request's store data.
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    keyvalue: KeyValueCtx,
+    sms: Arc<dyn SmsSender>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+fn keyvalue_view(state: &mut State) -> KeyValueView<'_> {
+    KeyValueView {
+        ctx: &state.keyvalue,
+        table: &mut state.table,
+    }
+}
+
+fn sms_view(state: &mut State) -> SmsView<'_> {
+    SmsView {
+        sender: state.sms.as_ref(),
+    }
+}
+
+impl Host {
+    /// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on `listener` until `shutdown`
+    /// completes; then stops accepting and closes open connections.
+    ///
+    /// Guest tasks already started keep running to completion (see [`Host::idle`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(Arc::clone(&self).serve_connection(stream, peer));
+                    }
+                    Err(err) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        eprintln!("host: accept failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        connections.shutdown().await;
+        Ok(())
+    }
+
+    async fn serve_connection(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        if let Err(err) = stream.set_nodelay(true) {
+            eprintln!("host: connection from {peer}: cannot disable Nagle: {err}");
+        }
+        let service = hyper::service::service_fn(move |request| {
+            let host = Arc::clone(&self);
+            async move { Ok::<_, Infallible>(host.handle(request).await) }
+        });
+        if let Err(err) = auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+        {
+            eprintln!("host: connection from {peer}: {err}");
+        }
+    }
+
+    /// Binds `127.0.0.1` on a free port and serves there in the background.
+    pub async fn spawn_local(self) -> anyhow::Result<RunningHost> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        self.spawn_on(listener)
+    }
+
+    /// Serves on `listener` in the background.
+    pub fn spawn_on(self, listener: TcpListener) -> anyhow::Result<RunningHost> {
+        let addr = listener.local_addr()?;
+        let host = Arc::new(self);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(Arc::clone(&host).serve(listener, async {
+            // A dropped sender means the same as a sent stop.
+            let _ = stopped.await;
+        }));
+        Ok(RunningHost {
+            addr,
+            host,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// How many requests' guests are still running, counting work after their response.
+    pub fn active_guest_tasks(&self) -> usize {
+        self.tasks.active()
+    }
+
+    /// Waits until no guest is running, that is until every request so far has finished its
+    /// after-response work (SMS sent and recorded).
+    pub async fn idle(&self) {
+        self.tasks.idle().await;
+    }
+
+    /// Runs one request through a fresh instance; answers when the guest sets the response.
+    async fn handle(&self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+            return status_response(StatusCode::BAD_REQUEST, 3, "missing Host header");
+        }
+        let guard = self.tasks.enter();
+        let mut store = Store::new(self.pre.engine(), self.new_state());
+        let (sender, receiver) = oneshot::channel();
+        let resources = (|| -> wasmtime::Result<_> {
+            let mut http = store.data_mut().http();
+            let request = http.new_incoming_request(Scheme::Http, request)?;
+            let response = http.new_response_outparam(sender)?;
+            Ok((request, response))
+        })();
+        let (request, response) = match resources {
+            Ok(resources) => resources,
+            Err(err) => {
+                eprintln!("host: cannot hand the request to the guest: {err:?}");
+                return internal_error();
+            }
+        };
+
+        let pre = self.pre.clone();
+        let limit = self.guest_timeout;
+        tokio::spawn(async move {
+            let _guard = guard;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, response)
+                    .await
+            };
+            match tokio::time::timeout(limit, run).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => eprintln!("host: guest failed: {err:?}"),
+                Err(_) => eprintln!("host: guest still running after {limit:?}; stopped it"),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                eprintln!("host: guest answered with error {code:?}");
+                internal_error()
+            }
+            // The guest ended (or dropped the outparam) without a response; a trap is logged
+            // by the guest task as well.
+            Err(_) => {
+                eprintln!("host: guest gave no response");
+                internal_error()
+            }
+        }
+    }
+
+    fn new_state(&self) -> State {
+        let wasi = WasiCtx::builder()
+            .envs(&self.env)
+            .inherit_stdout()
+            .inherit_stderr()
+            .build();
+        State {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            keyvalue: self.keyvalue.clone(),
+            sms: Arc::clone(&self.sms),
+        }
+    }
+}
+
+/// The answer when the guest fails before responding: google.rpc.Status `INTERNAL`.
+fn internal_error() -> Response<HyperOutgoingBody> {
+    status_response(StatusCode::INTERNAL_SERVER_ERROR, 13, "internal error")
+}
+
+/// A JSON google.rpc.Status response; `message` must not need JSON escaping.
+fn status_response(status: StatusCode, code: u32, message: &str) -> Response<HyperOutgoingBody> {
+    let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Counts running guest tasks so callers can wait for after-response work.
+#[derive(Clone)]
+struct GuestTasks {
+    active: Arc<watch::Sender<usize>>,
+}
+
+impl Default for GuestTasks {
+    fn default() -> Self {
+        Self {
+            active: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+impl GuestTasks {
+    fn enter(&self) -> TaskGuard {
+        self.active.send_modify(|n| *n += 1);
+        TaskGuard {
+            active: Arc::clone(&self.active),
+        }
+    }
+
+    fn active(&self) -> usize {
+        *self.active.borrow()
+    }
+
+    async fn idle(&self) {
+        let mut active = self.active.subscribe();
+        // Fails only when the sender is gone, which `self` prevents.
+        let _ = active.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Marks one guest task as running until dropped (also on panic or cancellation).
+struct TaskGuard {
+    active: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.active.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// A [`Host`] serving in the background; stops serving when dropped.
+pub struct RunningHost {
+    addr: SocketAddr,
+    host: Arc<Host>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningHost {
+    /// Where the host listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The host being served.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// See [`Host::active_guest_tasks`].
+    pub fn active_guest_tasks(&self) -> usize {
+        self.host.active_guest_tasks()
+    }
+
+    /// See [`Host::idle`].
+    pub async fn idle(&self) {
+        self.host.idle().await;
+    }
+
+    /// Stops accepting, closes connections and waits for the server loop to end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.context("server task failed")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Concurrent updates of one user: no update is lost, no sequence is handed out twice, and a
+//! store that writes but reports failure (Spin 4.0.2 with Redis) changes nothing of that.
+
+use crate::support::{self, Answer, TestHost};
+use futures::future::join_all;
+use set_my_phone_host::keyvalue::Fault;
+use std::collections::HashSet;
+
+const REQUESTS: usize = 50;
+
+fn number(i: usize) -> String {
+    format!("+41 71 000 {:02} {:02}", i / 100, i % 100)
+}
+
+fn e164(i: usize) -> String {
+    format!("+4171000{:02}{:02}", i / 100, i % 100)
+}
+
+async fn race(host: &TestHost, user: &str) {
+    let answers: Vec<Answer> =
+        join_all((0..REQUESTS).map(|i| async move { (i, host.set_phone(user, &number(i)).await) }))
+            .await
+            .into_iter()
+            .map(|(_, answer)| answer)
+            .collect();
+    host.running.idle().await;
+
+    let mut sequences = HashSet::new();
+    let mut winners = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        match answer.status {
+            200 => {
+                let sequence = answer.sequence();
+                assert!(
+                    sequences.insert(sequence),
+                    "sequence {sequence} handed out twice"
+                );
+                winners.push((sequence, i));
+            }
+            409 => {
+                assert_eq!(answer.code(), 10, "{:?}", answer.body);
+                assert!(
+                    host.sms_to(&e164(i)).is_empty(),
+                    "a refused change sends nothing"
+                );
+            }
+            other => panic!("request {i}: unexpected {other} {:?}", answer.body),
+        }
+    }
+    assert!(
+        winners.len() * 10 >= REQUESTS * 8,
+        "most succeed: {} of {REQUESTS}",
+        winners.len()
+    );
+
+    let record = host.record(user).expect("record");
+    let (last_sequence, last_index) = winners.iter().max().copied().expect("a winner");
+    assert_eq!(record["sequence"], serde_json::json!(last_sequence));
+    assert_eq!(
+        last_sequence as usize,
+        2 * winners.len(),
+        "every success counted exactly twice"
+    );
+    assert_eq!(
+        record["phone"]["number"],
+        e164(last_index),
+        "the last writer's number is stored"
+    );
+    let mut expected: Vec<u64> = (1..=winners.len() as u64).map(|n| 2 * n).collect();
+    let mut got: Vec<u64> = winners.iter().map(|(s, _)| *s).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "successes hold consecutive sequences");
+    for (_, i) in &winners {
+        assert_eq!(
+            host.sms_to(&e164(*i)).len(),
+            1,
+            "one SMS per successful change"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sets_lose_nothing() {
+    let host = support::start().await;
+    race(&host, "racer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sets_on_a_store_that_writes_then_reports_failure() {
+    let host = support::start().await;
+    host.store.set_fault(Fault::SwapWritesThenReportsFailure);
+    race(&host, "racer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_set_under_the_write_then_fail_fault_counts_once() {
+    let host = support::start().await;
+    let first = host.set_phone("solo", "+41 71 000 00 00").await;
+    assert_eq!(first.sequence(), 2);
+    host.store.set_fault(Fault::SwapWritesThenReportsFailure);
+    let second = host.set_phone("solo", "+41 71 000 00 01").await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert_eq!(second.sequence(), 4, "raised by exactly 2");
+    host.running.idle().await;
+    assert_eq!(host.record("solo").expect("record")["sequence"], 4);
+    assert_eq!(host.sms_to("+41710000001").len(), 1, "exactly one SMS");
+    let get = host.get_phone("solo").await;
+    assert_eq!(get.body["phone"]["phone"], "+41710000001");
+}

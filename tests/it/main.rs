@@ -1,0 +1,16 @@
+//! Integration tests: the built core component served by the reference host (a real wasmtime
+//! embedding) and driven over real HTTP. One binary, so the component compiles once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failing test should stop loudly"
+)]
+
+mod support;
+mod tokens;
+
+mod auth;
+mod bad_input;
+mod concurrency;
+mod set_my_phone;

@@ -1,0 +1,204 @@
+//! Shared test set-up: serves the built core component through the reference host, with an
+//! in-memory store and a recording SMS sender, and talks to it over real HTTP.
+
+use crate::tokens::{self, ISSUER, ORG};
+use reqwest::Method;
+use serde_json::Value;
+use set_my_phone_host::keyvalue::MemoryBackend;
+use set_my_phone_host::sms::RecordingSms;
+use set_my_phone_host::{HostBuilder, RunningHost};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// A test secret for code hashes (at least 16 bytes).
+pub const CODE_SECRET: &str = "test-secret-0123456789";
+
+/// The component under test: `SET_MY_PHONE_WASM`, or the release build `scripts/build-component` makes.
+pub fn wasm_path() -> PathBuf {
+    let path = std::env::var_os("SET_MY_PHONE_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/wasm32-wasip2/release/set_my_phone.wasm")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-component (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// Compiles the component once before tests start hosts in parallel, so that the
+/// compilation cache serves them all.
+fn warm_cache() {
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| {
+        HostBuilder::new(wasm_path())
+            .build()
+            .expect("the component compiles");
+    });
+}
+
+pub fn base_env() -> Vec<(String, String)> {
+    [
+        ("AUTH_ISSUER", ISSUER),
+        ("AUTH_JWKS", tokens::keys().jwks.as_str()),
+        ("PHONE_CODE_SECRET", CODE_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub struct TestHost {
+    pub running: RunningHost,
+    pub store: MemoryBackend,
+    pub sms: RecordingSms,
+    pub client: reqwest::Client,
+}
+
+pub async fn start() -> TestHost {
+    start_with_env(base_env()).await
+}
+
+pub async fn start_with_env(env: Vec<(String, String)>) -> TestHost {
+    warm_cache();
+    let store = MemoryBackend::new();
+    let sms = RecordingSms::new();
+    let running = HostBuilder::new(wasm_path())
+        .envs(env)
+        .backend(Arc::new(store.clone()))
+        .sms(Arc::new(sms.clone()))
+        .build()
+        .expect("host builds")
+        .spawn_local()
+        .await
+        .expect("host serves");
+    TestHost {
+        running,
+        store,
+        sms,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The google.rpc.Status code of an error body.
+    pub fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap_or(-1)
+    }
+
+    /// The ErrorDetail id, if any.
+    pub fn detail_id(&self) -> Option<&str> {
+        self.body["details"][0]["id"].as_str()
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.body["details"]["sequence"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+pub const PHONE_URL: &str = "/auth/v1/users/me/phone";
+
+impl TestHost {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.url())
+    }
+
+    /// Sends `body` with `content_type`, bearer `token` when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self.client.request(method, self.url(path)).body(body);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("request reaches the host");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn set_phone(&self, user: &str, phone: &str) -> Answer {
+        let body = serde_json::json!({ "phone": phone })
+            .to_string()
+            .into_bytes();
+        self.send(
+            Method::PUT,
+            PHONE_URL,
+            Some(&tokens::token(user)),
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn get_phone(&self, user: &str) -> Answer {
+        self.send(
+            Method::GET,
+            PHONE_URL,
+            Some(&tokens::token(user)),
+            None,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// The stored record of `user` in the test organisation, as JSON.
+    pub fn record(&self, user: &str) -> Option<Value> {
+        let bytes = self
+            .store
+            .snapshot("default", &format!("user:{ORG}:{user}"))?;
+        Some(serde_json::from_slice(&bytes).expect("stored records are JSON"))
+    }
+
+    /// Every key in the default bucket except the store-kept code secret.
+    pub fn user_keys(&self) -> Vec<String> {
+        self.store
+            .entries("default")
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("user:"))
+            .collect()
+    }
+
+    /// SMS messages sent to `recipient`.
+    pub fn sms_to(&self, recipient: &str) -> Vec<set_my_phone_host::sms::SentSms> {
+        self.sms
+            .messages()
+            .into_iter()
+            .filter(|m| m.message.recipient == recipient)
+            .collect()
+    }
+}
