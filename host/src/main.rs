@@ -10,11 +10,16 @@ use set_my_phone_host::HostBuilder;
 use set_my_phone_host::keyvalue::MemoryBackend;
 use set_my_phone_host::sms::LogSms;
 
-const USAGE: &str = "usage: set-my-phone-host serve --wasm PATH [--listen ADDR]
+mod dev;
+
+const USAGE: &str =
+    "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--dev [--token-file PATH]]
 
 Serves the set-my-phone component over HTTP/1.1 and h2c (default address 127.0.0.1:8080).
 Key-value data lives in memory; SMS, codes included, are printed to stderr.
-The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.";
+The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.
+--dev trusts a throwaway signing key instead of AUTH_ISSUER/AUTH_JWKS and prints a token
+(also written to --token-file). Never use it in production.";
 
 /// Prefixes of the process variables passed to the component.
 const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
@@ -25,6 +30,8 @@ const PASSED_NAMES: [&str; 1] = ["KV_STORE"];
 struct Options {
     wasm: PathBuf,
     listen: SocketAddr,
+    dev: bool,
+    token_file: Option<PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
@@ -35,6 +42,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     }
     let mut wasm = None;
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut dev = false;
+    let mut token_file = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--wasm" => wasm = Some(PathBuf::from(args.next().context("--wasm needs a path")?)),
@@ -44,12 +53,23 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
                     format!("--listen {addr:?} is not an address like 127.0.0.1:8080")
                 })?;
             }
+            "--dev" => dev = true,
+            "--token-file" => {
+                token_file = Some(PathBuf::from(
+                    args.next().context("--token-file needs a path")?,
+                ));
+            }
             other => bail!("unknown option {other:?}"),
         }
+    }
+    if token_file.is_some() && !dev {
+        bail!("--token-file only goes with --dev");
     }
     Ok(Options {
         wasm: wasm.context("missing --wasm PATH")?,
         listen,
+        dev,
+        token_file,
     })
 }
 
@@ -65,7 +85,19 @@ fn passed_env() -> Vec<(String, String)> {
 }
 
 async fn serve(options: Options) -> anyhow::Result<()> {
-    let env = passed_env();
+    let mut env = passed_env();
+    let base_url = format!("http://{}", options.listen);
+    let mut dev_token = None;
+    if options.dev {
+        let identity = dev::identity(&base_url)?;
+        env.retain(|(name, _)| !identity.env.iter().any(|(dev_name, _)| dev_name == name));
+        env.extend(identity.env);
+        if let Some(path) = &options.token_file {
+            std::fs::write(path, &identity.token)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        dev_token = Some(identity.token);
+    }
     let mut stores = vec!["default".to_owned()];
     if let Some((_, label)) = env.iter().find(|(name, _)| name == "KV_STORE")
         && !stores.contains(label)
@@ -86,6 +118,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         options.wasm.display(),
         listener.local_addr()?
     );
+    if let Some(token) = &dev_token {
+        eprintln!("{}", dev::instructions(&base_url, token));
+    }
     let host = Arc::new(host);
     Arc::clone(&host).serve(listener, stop_signal()).await?;
     eprintln!("stopping: waiting for running requests");
