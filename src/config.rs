@@ -28,6 +28,14 @@ pub struct Config {
     pub code_secret: Option<Vec<u8>>,
     pub code_length: usize,
     pub code_expiry_seconds: u64,
+    /// Wrong attempts after which a code is void.
+    pub code_max_attempts: u32,
+    /// Least time between two codes for one user; 0 = no cooldown.
+    pub resend_cooldown_seconds: u64,
+    /// Most codes one user may be sent per hour; 0 = no cap.
+    pub codes_per_hour: u32,
+    /// Where numbers may be from; empty = anywhere.
+    pub allowed_regions: AllowedRegions,
     pub sms_provider: SmsProvider,
     pub kv_store: String,
 }
@@ -125,6 +133,50 @@ impl Config {
                 )
             })?,
         };
+        let code_max_attempts = match get("PHONE_CODE_MAX_ATTEMPTS") {
+            None => 5,
+            Some(n) => n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    config_error("PHONE_CODE_MAX_ATTEMPTS", "must be a number from 1 to 100")
+                })?,
+        };
+        let resend_cooldown_seconds = match get("PHONE_RESEND_COOLDOWN") {
+            None => 60,
+            Some(text) if text.trim() == "0" || text.trim() == "0s" => 0,
+            Some(text) => parse_duration_seconds(&text).ok_or_else(|| {
+                config_error(
+                    "PHONE_RESEND_COOLDOWN",
+                    "must be a duration such as 60s, or 0 for none",
+                )
+            })?,
+        };
+        let codes_per_hour = match get("PHONE_CODES_PER_HOUR") {
+            None => 5,
+            Some(n) => n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 1000)
+                .ok_or_else(|| {
+                    config_error(
+                        "PHONE_CODES_PER_HOUR",
+                        "must be a number from 0 (no cap) to 1000",
+                    )
+                })?,
+        };
+        let allowed_regions = match get("PHONE_ALLOWED_REGIONS") {
+            None => AllowedRegions::default(),
+            Some(list) => AllowedRegions::parse(&list).ok_or_else(|| {
+                config_error(
+                    "PHONE_ALLOWED_REGIONS",
+                    "must list regions (CH) or calling codes (+41), separated by commas",
+                )
+            })?,
+        };
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
         Ok(Config {
             issuer,
@@ -135,9 +187,42 @@ impl Config {
             code_secret,
             code_length,
             code_expiry_seconds,
+            code_max_attempts,
+            resend_cooldown_seconds,
+            codes_per_hour,
+            allowed_regions,
             sms_provider,
             kv_store,
         })
+    }
+}
+
+/// The optional allow-list of where phone numbers may come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedRegions {
+    pub regions: Vec<phonenumber::country::Id>,
+    pub calling_codes: Vec<u16>,
+}
+
+impl AllowedRegions {
+    /// `CH, DE, +1`: region codes and `+`-prefixed calling codes.
+    fn parse(list: &str) -> Option<Self> {
+        let mut allowed = AllowedRegions::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.strip_prefix('+') {
+                Some(code) => allowed
+                    .calling_codes
+                    .push(code.parse().ok().filter(|c| *c > 0)?),
+                None => allowed
+                    .regions
+                    .push(entry.to_ascii_uppercase().parse().ok()?),
+            }
+        }
+        Some(allowed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty() && self.calling_codes.is_empty()
     }
 }
 
@@ -195,6 +280,15 @@ mod tests {
         assert_eq!(config.resource_owner_claim, DEFAULT_RESOURCE_OWNER_CLAIM);
         assert_eq!(config.kv_store, "default");
         assert!(config.audiences.is_none() && config.code_secret.is_none());
+        assert_eq!(
+            (
+                config.code_max_attempts,
+                config.resend_cooldown_seconds,
+                config.codes_per_hour
+            ),
+            (5, 60, 5)
+        );
+        assert!(config.allowed_regions.is_empty());
     }
 
     #[test]
@@ -235,6 +329,27 @@ mod tests {
             variable_of(with(("PHONE_CODE_SECRET", "short"))),
             "PHONE_CODE_SECRET"
         );
+    }
+
+    #[test]
+    fn guards_can_be_switched_off_and_allow_lists_parse() {
+        let base = [("AUTH_ISSUER", "https://issuer"), ("AUTH_JWKS", JWKS)];
+        let mut pairs = base.to_vec();
+        pairs.extend([
+            ("PHONE_RESEND_COOLDOWN", "0"),
+            ("PHONE_CODES_PER_HOUR", "0"),
+            ("PHONE_ALLOWED_REGIONS", "ch, +1"),
+        ]);
+        let config = config(&pairs).unwrap();
+        assert_eq!(
+            (config.resend_cooldown_seconds, config.codes_per_hour),
+            (0, 0)
+        );
+        assert_eq!(
+            config.allowed_regions.regions,
+            vec![phonenumber::country::Id::CH]
+        );
+        assert_eq!(config.allowed_regions.calling_codes, vec![1]);
     }
 
     #[test]

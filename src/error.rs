@@ -64,6 +64,26 @@ pub enum Error {
     PhoneLength,
     PhoneInvalid,
     PhoneNotChanged,
+    /// No phone to act on; carries the RPC's upstream id (Resend and Remove differ).
+    PhoneNotFound(&'static str),
+    PhoneAlreadyVerified,
+    /// The number's region or calling code is not on `PHONE_ALLOWED_REGIONS`.
+    RegionNotAllowed,
+
+    // --- codes ---
+    CodeEmpty,
+    CodeLength,
+    CodeNotFound,
+    /// Wrong, expired, or void after too many wrong attempts.
+    CodeInvalid,
+    /// A code was issued less than the cooldown ago; retry after the given seconds.
+    ResendCooldown {
+        retry_after: u64,
+    },
+    /// The hourly cap of codes is reached; retry after the given seconds.
+    HourlyCap {
+        retry_after: u64,
+    },
 
     // --- server side ---
     /// A required setting is missing or malformed; names the variable, never its value.
@@ -86,6 +106,8 @@ pub struct Status {
     pub http_status: u16,
     pub message: String,
     pub detail: Option<ErrorDetail>,
+    /// Seconds after which a retry can succeed (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +165,36 @@ impl Error {
                 Some("COMMAND-wF94r"),
                 "Phone not changed".into(),
             ),
+            Error::PhoneNotFound(id) => (NotFound, Some(*id), "Phone not found".into()),
+            Error::PhoneAlreadyVerified => (
+                FailedPrecondition,
+                Some("COMMAND-2M9sf"),
+                "Phone already verified".into(),
+            ),
+            Error::RegionNotAllowed => (
+                InvalidArgument,
+                Some("SMP-PHONE1"),
+                "Phone numbers from this region are not accepted".into(),
+            ),
+            Error::CodeEmpty => (InvalidArgument, Some("COMMAND-wMe9f"), "Code is empty".into()),
+            Error::CodeLength => (
+                InvalidArgument,
+                None,
+                "invalid VerifyMyPhoneRequest.Code: value length must be between 1 and 200 runes, inclusive"
+                    .into(),
+            ),
+            Error::CodeNotFound => (NotFound, Some("COMMAND-Rsj8c"), "Code not found".into()),
+            Error::CodeInvalid => (InvalidArgument, Some("COMMAND-sM0cs"), "Code is invalid".into()),
+            Error::ResendCooldown { retry_after } => (
+                ResourceExhausted,
+                Some("SMP-RATE1"),
+                format!("A code was sent moments ago; ask again in {retry_after} s"),
+            ),
+            Error::HourlyCap { retry_after } => (
+                ResourceExhausted,
+                Some("SMP-RATE2"),
+                format!("Too many codes sent this hour; ask again in {retry_after} s"),
+            ),
             Error::Config { variable, problem } => (
                 Internal,
                 Some("SMP-CONF1"),
@@ -177,11 +229,18 @@ impl Error {
             ),
             None => (text, None),
         };
+        let retry_after = match self {
+            Error::ResendCooldown { retry_after } | Error::HourlyCap { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        };
         Status {
             code,
             http_status,
             message,
             detail,
+            retry_after,
         }
     }
 

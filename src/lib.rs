@@ -8,6 +8,7 @@ pub mod auth;
 pub mod code;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod phone;
 pub mod platform;

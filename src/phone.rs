@@ -1,18 +1,32 @@
 //! Phone-number input rules: length in runes, then libphonenumber normalisation to E.164.
 
+use crate::config::AllowedRegions;
 use crate::error::Error;
 use phonenumber::country::Id as Region;
 
 /// Upstream's bound on SetMyPhoneRequest.phone, in Unicode scalar values.
 pub const MAX_PHONE_RUNES: usize = 50;
 
-/// A phone number in E.164 form, e.g. `+41710000000`.
+/// A phone number in E.164 form, e.g. `+41710000000`, with where it is from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct E164(String);
+pub struct E164 {
+    number: String,
+    region: Option<Region>,
+    calling_code: u16,
+}
 
 impl E164 {
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.number
+    }
+
+    /// Whether the allow-list admits this number (an empty list admits every number).
+    pub fn is_allowed(&self, allowed: &AllowedRegions) -> bool {
+        allowed.is_empty()
+            || allowed.calling_codes.contains(&self.calling_code)
+            || self
+                .region
+                .is_some_and(|region| allowed.regions.contains(&region))
     }
 }
 
@@ -29,9 +43,11 @@ pub fn normalize(input: &str, default_region: Region) -> Result<E164, Error> {
     if !phonenumber::is_valid(&number) {
         return Err(Error::PhoneInvalid);
     }
-    Ok(E164(
-        number.format().mode(phonenumber::Mode::E164).to_string(),
-    ))
+    Ok(E164 {
+        number: number.format().mode(phonenumber::Mode::E164).to_string(),
+        region: number.country().id(),
+        calling_code: number.country().code(),
+    })
 }
 
 #[cfg(test)]
@@ -68,6 +84,23 @@ mod tests {
             normalize(&"é".repeat(50), Region::CH),
             Err(Error::PhoneInvalid)
         );
+    }
+
+    #[test]
+    fn allow_lists_match_regions_and_calling_codes() {
+        let swiss = normalize("+41 71 000 00 00", Region::CH).unwrap();
+        let german = normalize("+49 30 1234567", Region::CH).unwrap();
+        let only_ch = AllowedRegions {
+            regions: vec![Region::CH],
+            calling_codes: vec![],
+        };
+        let only_49 = AllowedRegions {
+            regions: vec![],
+            calling_codes: vec![49],
+        };
+        assert!(swiss.is_allowed(&AllowedRegions::default()));
+        assert!(swiss.is_allowed(&only_ch) && !german.is_allowed(&only_ch));
+        assert!(german.is_allowed(&only_49) && !swiss.is_allowed(&only_49));
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub struct UserRecord {
     pub changed: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<Phone>,
+    /// When codes were issued in the last hour (rate limits); kept across phone removal so
+    /// that remove-and-set cannot reset them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes_issued: Vec<Timestamp>,
     #[serde(default)]
     pub applied: Vec<AppliedOperation>,
 }
@@ -84,6 +88,7 @@ impl UserRecord {
             created: now,
             changed: now,
             phone: None,
+            codes_issued: Vec::new(),
             applied: Vec::new(),
         }
     }

@@ -74,6 +74,66 @@ impl Followup<'_> {
     }
 }
 
+/// The phone RPCs of zitadel.auth.v1.AuthService this service implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rpc {
+    SetMyPhone,
+    GetMyPhone,
+    VerifyMyPhone,
+    ResendMyPhoneVerification,
+    RemoveMyPhone,
+}
+
+/// An RPC's request message, decoded from whichever encoding carried it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// SetMyPhoneRequest.phone
+    Phone(String),
+    /// VerifyMyPhoneRequest.code
+    Code(String),
+    /// Requests without fields.
+    Empty,
+}
+
+/// An RPC's response message before encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Details(phone::Details),
+    Phone(phone::Details, Option<phone::PhoneView>),
+}
+
+/// Runs `rpc` for an authenticated caller: the one code path all encodings share.
+pub fn call<'a>(
+    rpc: Rpc,
+    input: Input,
+    caller: Caller<'a>,
+) -> Result<(Output, Option<Followup<'a>>), Error> {
+    let text = |input: Input| match input {
+        Input::Phone(text) | Input::Code(text) => text,
+        Input::Empty => String::new(),
+    };
+    let (output, job) = match rpc {
+        Rpc::SetMyPhone => {
+            let (details, job) = phone::set_my_phone(&caller, &text(input))?;
+            (Output::Details(details), Some(job))
+        }
+        Rpc::GetMyPhone => {
+            let (details, view) = phone::get_my_phone(&caller)?;
+            (Output::Phone(details, view), None)
+        }
+        Rpc::VerifyMyPhone => (
+            Output::Details(phone::verify_my_phone(&caller, &text(input))?),
+            None,
+        ),
+        Rpc::ResendMyPhoneVerification => {
+            let (details, job) = phone::resend_my_phone_verification(&caller)?;
+            (Output::Details(details), Some(job))
+        }
+        Rpc::RemoveMyPhone => (Output::Details(phone::remove_my_phone(&caller)?), None),
+    };
+    Ok((output, job.map(|job| Followup { job, caller })))
+}
+
 /// Handles one HTTP request.
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     rest::handle(request, services)

@@ -1,13 +1,16 @@
 //! REST with JSON bodies, as grpc-gateway serves ZITADEL's auth API (protojson rules).
 
-use super::phone::{self, Details, PhoneView};
-use super::{Followup, Reply, Services, authorize, log};
+use super::phone::{Details, PhoneView};
+use super::{Input, Output, Reply, Rpc, Services, authorize, log};
+use crate::api;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use serde::Serialize;
 use serde_json::Value;
 
 const PHONE_PATH: &str = "/auth/v1/users/me/phone";
+const VERIFY_PATH: &str = "/auth/v1/users/me/phone/_verify";
+const RESEND_PATH: &str = "/auth/v1/users/me/phone/_resend_verification";
 
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     match dispatch(request, services) {
@@ -22,32 +25,57 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     }
 }
 
+/// The RPC a path and method name, as grpc-gateway maps them.
+fn route(path: &str, method: &str) -> Result<Rpc, Error> {
+    let (rpc, allowed) = match (path, method) {
+        (PHONE_PATH, "GET") => (Some(Rpc::GetMyPhone), ""),
+        (PHONE_PATH, "PUT") => (Some(Rpc::SetMyPhone), ""),
+        (PHONE_PATH, "DELETE") => (Some(Rpc::RemoveMyPhone), ""),
+        (PHONE_PATH, _) => (None, "GET, PUT, DELETE"),
+        (VERIFY_PATH, "POST") => (Some(Rpc::VerifyMyPhone), ""),
+        (RESEND_PATH, "POST") => (Some(Rpc::ResendMyPhoneVerification), ""),
+        (VERIFY_PATH | RESEND_PATH, _) => (None, "POST"),
+        _ => return Err(Error::NotFound),
+    };
+    rpc.ok_or(Error::MethodNotAllowed(allowed))
+}
+
 fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'a>, Error> {
-    if request.path != PHONE_PATH {
-        return Err(Error::NotFound);
-    }
-    match request.method.as_str() {
-        "GET" => {
-            let caller = authorize(services, request.header("authorization"))?;
-            let (details, phone) = phone::get_my_phone(&caller)?;
-            Ok(answer(&GetMyPhoneResponse {
-                details: details.into(),
-                phone: Some(phone.into()),
-            }))
+    let rpc = route(&request.path, &request.method)?;
+    let input = match rpc {
+        Rpc::SetMyPhone => Input::Phone(string_field(
+            &json_body(request)?,
+            "phone",
+            "SetMyPhoneRequest",
+        )?),
+        Rpc::VerifyMyPhone => Input::Code(string_field(
+            &json_body(request)?,
+            "code",
+            "VerifyMyPhoneRequest",
+        )?),
+        Rpc::ResendMyPhoneVerification => {
+            json_body(request)?;
+            Input::Empty
         }
-        "PUT" => {
-            let body = json_body(request)?;
-            let caller = authorize(services, request.header("authorization"))?;
-            let input = string_field(&body, "phone", "SetMyPhoneRequest")?;
-            let (details, job) = phone::set_my_phone(&caller, &input)?;
-            let mut reply = answer(&DetailsResponse {
-                details: details.into(),
-            });
-            reply.followup = Some(Followup { job, caller });
-            Ok(reply)
-        }
-        _ => Err(Error::MethodNotAllowed("GET, PUT")),
+        Rpc::GetMyPhone | Rpc::RemoveMyPhone => Input::Empty,
+    };
+    let caller = authorize(services, request.header("authorization"))?;
+    let (output, followup) = api::call(rpc, input, caller)?;
+    // Our response structs hold only strings and numbers: serialising them cannot fail.
+    let body = match output {
+        Output::Details(details) => serde_json::to_vec(&DetailsResponse {
+            details: details.into(),
+        }),
+        Output::Phone(details, view) => serde_json::to_vec(&GetMyPhoneResponse {
+            details: details.into(),
+            phone: Some(view.into()),
+        }),
     }
+    .unwrap_or_default();
+    Ok(Reply {
+        response: Response::json(200, body),
+        followup,
+    })
 }
 
 /// Reads a JSON object body. An empty body is an empty message, as grpc-gateway treats it.
@@ -85,15 +113,6 @@ fn string_field(
     }
 }
 
-fn answer<'a>(body: &impl Serialize) -> Reply<'a> {
-    // Our response structs hold only strings and numbers: serialising them cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Reply {
-        response: Response::json(200, bytes),
-        followup: None,
-    }
-}
-
 /// google.rpc.Status as JSON, with the HTTP status its code maps to.
 pub fn error_response(error: &Error) -> Response {
     let status = error.status();
@@ -116,6 +135,11 @@ pub fn error_response(error: &Error) -> Response {
     );
     if let Error::MethodNotAllowed(allowed) = error {
         response.headers.push(("allow".into(), (*allowed).into()));
+    }
+    if let Some(seconds) = status.retry_after {
+        response
+            .headers
+            .push(("retry-after".into(), seconds.to_string()));
     }
     response
 }

@@ -13,4 +13,5 @@ mod tokens;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod lifecycle;
 mod set_my_phone;

@@ -40,7 +40,19 @@ fn warm_cache() {
     });
 }
 
+/// The settings most tests run with: trusted test keys, and the abuse guards off so that
+/// tests may change numbers quickly (tests/it/lifecycle.rs covers the guards).
 pub fn base_env() -> Vec<(String, String)> {
+    let mut env = guarded_env();
+    env.extend([
+        ("PHONE_RESEND_COOLDOWN".to_string(), "0".to_string()),
+        ("PHONE_CODES_PER_HOUR".into(), "0".into()),
+    ]);
+    env
+}
+
+/// Trusted test keys with every other setting at its default.
+pub fn guarded_env() -> Vec<(String, String)> {
     [
         ("AUTH_ISSUER", ISSUER),
         ("AUTH_JWKS", tokens::keys().jwks.as_str()),
@@ -111,6 +123,8 @@ impl Answer {
 }
 
 pub const PHONE_URL: &str = "/auth/v1/users/me/phone";
+pub const VERIFY_URL: &str = "/auth/v1/users/me/phone/_verify";
+pub const RESEND_URL: &str = "/auth/v1/users/me/phone/_resend_verification";
 
 impl TestHost {
     pub fn url(&self, path: &str) -> String {
@@ -162,6 +176,49 @@ impl TestHost {
             body,
         )
         .await
+    }
+
+    pub async fn verify(&self, user: &str, code: &str) -> Answer {
+        let body = serde_json::json!({ "code": code }).to_string().into_bytes();
+        self.send(
+            Method::POST,
+            VERIFY_URL,
+            Some(&tokens::token(user)),
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn resend(&self, user: &str) -> Answer {
+        self.send(
+            Method::POST,
+            RESEND_URL,
+            Some(&tokens::token(user)),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await
+    }
+
+    pub async fn remove(&self, user: &str) -> Answer {
+        self.send(
+            Method::DELETE,
+            PHONE_URL,
+            Some(&tokens::token(user)),
+            None,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// The code of the latest SMS to `recipient` (after waiting for deliveries).
+    pub async fn last_code(&self, recipient: &str) -> String {
+        self.running.idle().await;
+        self.sms_to(recipient)
+            .last()
+            .map(|m| m.message.code.clone())
+            .expect("an SMS was sent")
     }
 
     pub async fn get_phone(&self, user: &str) -> Answer {
