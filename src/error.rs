@@ -49,8 +49,12 @@ pub enum Error {
     BodyTooLarge {
         limit: usize,
     },
-    /// Body that is not a valid request message (JSON syntax, wrong field types).
+    /// Body that is not a valid request message (JSON syntax, wrong field types, bad frame).
     MalformedBody(String),
+    /// A gRPC method (or HTTP method on a gRPC path) this service does not have.
+    UnknownRpc(String),
+    /// A compressed gRPC message; carries the declared `grpc-encoding`.
+    CompressedMessage(String),
 
     // --- authentication ---
     AuthHeaderMissing,
@@ -137,6 +141,12 @@ impl Error {
                 format!("request body larger than {limit} bytes"),
             ),
             Error::MalformedBody(why) => (InvalidArgument, None, why.clone()),
+            Error::UnknownRpc(what) => (Unimplemented, None, format!("unknown method {what}")),
+            Error::CompressedMessage(encoding) => (
+                Unimplemented,
+                None,
+                format!("compressed messages ({encoding}) are not supported: send them uncompressed"),
+            ),
             Error::AuthHeaderMissing => (Unauthenticated, None, "auth header missing".into()),
             Error::AuthHeaderInvalid => (
                 Unauthenticated,

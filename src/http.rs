@@ -42,6 +42,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Sent after the body (gRPC status); empty for most responses.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -50,6 +52,7 @@ impl Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body,
+            trailers: Vec::new(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The API layer: finds the RPC for a request, authenticates the caller, runs the RPC and
 //! encodes its answer. The behaviour lives in `phone`; encodings differ only in `rest` (JSON).
 
+mod grpc;
 pub mod phone;
+pub mod proto;
 mod rest;
 
 use crate::auth::{self, Principal};
@@ -135,14 +137,12 @@ pub fn call<'a>(
 }
 
 /// Handles one HTTP request.
+/// The encoding (JSON, gRPC or gRPC-Web) follows the request's content type.
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
-    rest::handle(request, services)
-}
-
-/// The answer for a request that never reached an RPC (e.g. a body that could not be read).
-pub fn reject(error: &Error) -> Response {
-    log(error);
-    rest::error_response(error)
+    match request.media_type().as_deref().and_then(grpc::flavor) {
+        Some(flavor) => grpc::handle(request, services, flavor),
+        None => rest::handle(request, services),
+    }
 }
 
 /// Reads configuration, verifies the token and opens the store.

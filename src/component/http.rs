@@ -84,18 +84,7 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Error> {
 /// Sends `response` and finishes its body, so the client has its answer before any
 /// follow-up work starts.
 pub fn write_response(out: ResponseOutparam, response: Response) {
-    let entries: Vec<(String, Vec<u8>)> = response
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, value.into_bytes()))
-        .collect();
-    let headers = match Fields::from_list(&entries) {
-        Ok(headers) => headers,
-        Err(e) => {
-            eprintln!("set-my-phone: response headers refused by the host: {e:?}");
-            Fields::new()
-        }
-    };
+    let headers = fields(response.headers, "headers");
     let outgoing = OutgoingResponse::new(headers);
     if outgoing.set_status_code(response.status).is_err() {
         eprintln!(
@@ -121,7 +110,21 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
         }
         Err(()) => eprintln!("set-my-phone: response stream unavailable"),
     }
-    if let Err(e) = OutgoingBody::finish(body, None) {
+    let trailers = (!response.trailers.is_empty()).then(|| fields(response.trailers, "trailers"));
+    if let Err(e) = OutgoingBody::finish(body, trailers) {
         eprintln!("set-my-phone: finishing the response failed: {e:?}");
     }
+}
+
+/// A wasi:http field list; a host that refuses them (invalid names) gets an empty list and a
+/// log line rather than a trap.
+fn fields(entries: Vec<(String, String)>, what: &str) -> Fields {
+    let entries: Vec<(String, Vec<u8>)> = entries
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    Fields::from_list(&entries).unwrap_or_else(|e| {
+        eprintln!("set-my-phone: response {what} refused by the host: {e:?}");
+        Fields::new()
+    })
 }

@@ -52,13 +52,7 @@ impl Guest for Component {
             random: &services::WasiRandom,
         };
         let request = http::read_request(&request);
-        let reply = match &request.body {
-            Err(error) => crate::api::Reply {
-                response: crate::api::reject(error),
-                followup: None,
-            },
-            Ok(_) => crate::api::handle(&request, &services),
-        };
+        let reply = crate::api::handle(&request, &services);
         http::write_response(response_out, reply.response);
         if let Some(followup) = reply.followup {
             followup.run(&services::WasiSms);

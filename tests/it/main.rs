@@ -13,5 +13,6 @@ mod tokens;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod grpc;
 mod lifecycle;
 mod set_my_phone;

@@ -1,0 +1,276 @@
+//! gRPC (`application/grpc`) and gRPC-Web (`application/grpc-web+proto`) encodings of the phone
+//! RPCs. Only framing and protobuf live here; behaviour is `api::call`, shared with REST.
+
+use super::proto;
+use super::{Input, Output, Reply, Rpc, Services, authorize, log};
+use crate::api;
+use crate::error::Error;
+use crate::http::{Request, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use prost::Message as _;
+
+const SERVICE_PREFIX: &str = "/zitadel.auth.v1.AuthService/";
+/// Frame flag bits: message compressed; gRPC-Web trailer frame.
+const FLAG_COMPRESSED: u8 = 0x01;
+const FLAG_TRAILERS: u8 = 0x80;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// HTTP/2 with the status in HTTP trailers.
+    Grpc,
+    /// Any HTTP version, with the status in a trailer frame at the end of the body.
+    GrpcWeb,
+}
+
+/// The flavor a request's media type asks for, if it is a gRPC one.
+pub fn flavor(media_type: &str) -> Option<Flavor> {
+    match media_type {
+        "application/grpc" | "application/grpc+proto" => Some(Flavor::Grpc),
+        "application/grpc-web" | "application/grpc-web+proto" => Some(Flavor::GrpcWeb),
+        _ => None,
+    }
+}
+
+pub fn handle<'a>(request: &Request, services: &'a Services<'a>, flavor: Flavor) -> Reply<'a> {
+    match dispatch(request, services) {
+        Ok((message, followup)) => Reply {
+            response: respond(flavor, Some(&message), None),
+            followup,
+        },
+        Err(error) => {
+            log(&error);
+            Reply {
+                response: error_response(flavor, &error),
+                followup: None,
+            }
+        }
+    }
+}
+
+fn dispatch<'a>(
+    request: &Request,
+    services: &'a Services<'a>,
+) -> Result<(Vec<u8>, Option<api::Followup<'a>>), Error> {
+    let rpc = route(&request.path)?;
+    if request.method != "POST" {
+        return Err(Error::UnknownRpc(format!(
+            "{} {}",
+            request.method, request.path
+        )));
+    }
+    let body = request.body.as_ref().map_err(Clone::clone)?;
+    let message = unframe(body, request.header("grpc-encoding"))?;
+    let input = decode(rpc, message)?;
+    let caller = authorize(services, request.header("authorization"))?;
+    let (output, followup) = api::call(rpc, input, caller)?;
+    let encoded = match output {
+        Output::Details(details) => proto::DetailsResponse {
+            details: Some(details.into()),
+        }
+        .encode_to_vec(),
+        Output::Phone(details, view) => proto::GetMyPhoneResponse {
+            details: Some(details.into()),
+            phone: Some(view.into()),
+        }
+        .encode_to_vec(),
+    };
+    Ok((encoded, followup))
+}
+
+fn route(path: &str) -> Result<Rpc, Error> {
+    match path.strip_prefix(SERVICE_PREFIX) {
+        Some("SetMyPhone") => Ok(Rpc::SetMyPhone),
+        Some("GetMyPhone") => Ok(Rpc::GetMyPhone),
+        Some("VerifyMyPhone") => Ok(Rpc::VerifyMyPhone),
+        Some("ResendMyPhoneVerification") => Ok(Rpc::ResendMyPhoneVerification),
+        Some("RemoveMyPhone") => Ok(Rpc::RemoveMyPhone),
+        _ => Err(Error::UnknownRpc(path.into())),
+    }
+}
+
+/// The single message of a unary request: 1 flag byte, 4 bytes big-endian length, message.
+fn unframe<'b>(body: &'b [u8], encoding: Option<&str>) -> Result<&'b [u8], Error> {
+    let malformed = |why: &str| Error::MalformedBody(format!("malformed gRPC frame: {why}"));
+    let (header, rest) = body
+        .split_first_chunk::<5>()
+        .ok_or_else(|| malformed("shorter than its 5-byte prefix"))?;
+    let [flag, length @ ..] = *header;
+    let length = u32::from_be_bytes(length) as usize;
+    if flag & FLAG_COMPRESSED != 0 {
+        let encoding = encoding.unwrap_or("none declared");
+        return Err(Error::CompressedMessage(encoding.into()));
+    }
+    if flag != 0 {
+        return Err(malformed("unknown flags"));
+    }
+    if rest.len() < length {
+        return Err(malformed("length prefix larger than the body"));
+    }
+    if rest.len() > length {
+        return Err(malformed("more than one message in a unary request"));
+    }
+    Ok(rest)
+}
+
+fn decode(rpc: Rpc, message: &[u8]) -> Result<Input, Error> {
+    let invalid =
+        |name: &str, e: prost::DecodeError| Error::MalformedBody(format!("invalid {name}: {e}"));
+    Ok(match rpc {
+        Rpc::SetMyPhone => Input::Phone(
+            proto::SetMyPhoneRequest::decode(message)
+                .map_err(|e| invalid("SetMyPhoneRequest", e))?
+                .phone,
+        ),
+        Rpc::VerifyMyPhone => Input::Code(
+            proto::VerifyMyPhoneRequest::decode(message)
+                .map_err(|e| invalid("VerifyMyPhoneRequest", e))?
+                .code,
+        ),
+        Rpc::GetMyPhone | Rpc::ResendMyPhoneVerification | Rpc::RemoveMyPhone => {
+            proto::EmptyRequest::decode(message).map_err(|e| invalid("request", e))?;
+            Input::Empty
+        }
+    })
+}
+
+fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(payload.len() + 5);
+    framed.push(flag);
+    // Our messages are far below 4 GiB.
+    framed.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    framed.extend_from_slice(payload);
+    framed
+}
+
+/// grpc-status, grpc-message and grpc-status-details-bin for `error` (all OK when `None`).
+fn status_fields(error: Option<&Error>) -> Vec<(String, String)> {
+    let Some(error) = error else {
+        return vec![("grpc-status".into(), "0".into())];
+    };
+    let status = error.status();
+    let details = proto::Status::from(&status).encode_to_vec();
+    vec![
+        ("grpc-status".into(), (status.code as i32).to_string()),
+        ("grpc-message".into(), percent_encode(&status.message)),
+        (
+            "grpc-status-details-bin".into(),
+            STANDARD_NO_PAD.encode(details),
+        ),
+    ]
+}
+
+/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
+fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// HTTP 200 always, as gRPC requires; the outcome travels in the status fields.
+fn respond(flavor: Flavor, message: Option<&[u8]>, error: Option<&Error>) -> Response {
+    let fields = status_fields(error);
+    match flavor {
+        Flavor::Grpc => {
+            let content_type = ("content-type".to_string(), "application/grpc".to_string());
+            match message {
+                Some(message) => Response {
+                    status: 200,
+                    headers: vec![content_type],
+                    body: frame(0, message),
+                    trailers: fields,
+                },
+                // Trailers-Only: with no message, the status goes in the headers.
+                None => Response {
+                    status: 200,
+                    headers: [vec![content_type], fields].concat(),
+                    body: Vec::new(),
+                    trailers: Vec::new(),
+                },
+            }
+        }
+        Flavor::GrpcWeb => {
+            let mut body = message.map(|m| frame(0, m)).unwrap_or_default();
+            let block: String = fields
+                .iter()
+                .map(|(name, value)| format!("{name}:{value}\r\n"))
+                .collect();
+            body.extend(frame(FLAG_TRAILERS, block.as_bytes()));
+            Response {
+                status: 200,
+                headers: vec![("content-type".into(), "application/grpc-web+proto".into())],
+                body,
+                trailers: Vec::new(),
+            }
+        }
+    }
+}
+
+pub fn error_response(flavor: Flavor, error: &Error) -> Response {
+    respond(flavor, None, Some(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_checked() {
+        assert_eq!(unframe(&[0, 0, 0, 0, 2, 10, 0], None), Ok(&[10u8, 0][..]));
+        assert_eq!(unframe(&[0, 0, 0, 0, 0], None), Ok(&[][..]));
+        for bad in [
+            &[][..],
+            &[0, 0, 0],
+            &[0, 0, 0, 0, 3, 1],
+            &[0, 0, 0, 0, 1, 1, 2],
+            &[2, 0, 0, 0, 0],
+        ] {
+            assert!(
+                matches!(unframe(bad, None), Err(Error::MalformedBody(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            unframe(&[1, 0, 0, 0, 0], Some("gzip")),
+            Err(Error::CompressedMessage(_))
+        ));
+    }
+
+    #[test]
+    fn messages_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("Phone not changed (COMMAND-wF94r)"),
+            "Phone not changed (COMMAND-wF94r)"
+        );
+        assert_eq!(percent_encode("50% é\n"), "50%25 %C3%A9%0A");
+    }
+
+    #[test]
+    fn grpc_web_ends_with_a_trailer_frame() {
+        let response = error_response(Flavor::GrpcWeb, &Error::PhoneNotChanged);
+        assert_eq!(response.body[0], FLAG_TRAILERS);
+        let text = String::from_utf8_lossy(&response.body[5..]);
+        assert!(
+            text.starts_with("grpc-status:9\r\ngrpc-message:Phone not changed (COMMAND-wF94r)\r\n"),
+            "{text}"
+        );
+        let details = text
+            .lines()
+            .find_map(|l| l.strip_prefix("grpc-status-details-bin:"))
+            .unwrap();
+        let status =
+            proto::Status::decode(&STANDARD_NO_PAD.decode(details.trim()).unwrap()[..]).unwrap();
+        let detail = proto::ErrorDetail::decode(&status.details[0].value[..]).unwrap();
+        assert_eq!((status.code, detail.id.as_str()), (9, "COMMAND-wF94r"));
+    }
+}

@@ -1,0 +1,532 @@
+//! gRPC over HTTP/2 (tonic) and gRPC-Web over HTTP/1.1 (tonic-web's client layer) against the
+//! served component, plus hand-made malformed frames. Messages are declared here from
+//! REFERENCE.md's field numbers, independently of the component's own.
+
+use crate::support::{self, TestHost};
+use crate::tokens::{self, ORG};
+use http::uri::PathAndQuery;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use prost::Message;
+use set_my_phone::time::Timestamp as CoreTimestamp;
+use tonic::client::GrpcService;
+use tonic::{Code, Status};
+use tonic_web::{GrpcWebCall, GrpcWebClientService};
+
+#[derive(Clone, PartialEq, Message)]
+pub struct SetMyPhoneRequest {
+    #[prost(string, tag = "1")]
+    pub phone: String,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct VerifyMyPhoneRequest {
+    #[prost(string, tag = "1")]
+    pub code: String,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct Empty {}
+#[derive(Clone, PartialEq, Message)]
+pub struct Timestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct ObjectDetails {
+    #[prost(uint64, tag = "1")]
+    pub sequence: u64,
+    #[prost(message, optional, tag = "2")]
+    pub creation_date: Option<Timestamp>,
+    #[prost(message, optional, tag = "3")]
+    pub change_date: Option<Timestamp>,
+    #[prost(string, tag = "4")]
+    pub resource_owner: String,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct DetailsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub details: Option<ObjectDetails>,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct Phone {
+    #[prost(string, tag = "1")]
+    pub phone: String,
+    #[prost(bool, tag = "2")]
+    pub is_phone_verified: bool,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct GetMyPhoneResponse {
+    #[prost(message, optional, tag = "1")]
+    pub details: Option<ObjectDetails>,
+    #[prost(message, optional, tag = "2")]
+    pub phone: Option<Phone>,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct Any {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<Any>,
+}
+#[derive(Clone, PartialEq, Message)]
+pub struct ErrorDetail {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// A tonic client over either transport.
+struct PhoneClient<T> {
+    grpc: tonic::client::Grpc<T>,
+}
+
+impl<T> PhoneClient<T>
+where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    async fn call<Req, Resp>(
+        &mut self,
+        method: &'static str,
+        token: Option<&str>,
+        message: Req,
+    ) -> Result<Resp, Status>
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Send + Sync + 'static,
+    {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| Status::unknown(format!("not ready: {}", e.into())))?;
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("ascii"),
+            );
+        }
+        let path = PathAndQuery::from_static(method);
+        let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+        self.grpc
+            .unary(request, path, codec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn set(&mut self, token: Option<&str>, phone: &str) -> Result<DetailsResponse, Status> {
+        self.call(
+            "/zitadel.auth.v1.AuthService/SetMyPhone",
+            token,
+            SetMyPhoneRequest {
+                phone: phone.into(),
+            },
+        )
+        .await
+    }
+
+    async fn get(&mut self, token: Option<&str>) -> Result<GetMyPhoneResponse, Status> {
+        self.call("/zitadel.auth.v1.AuthService/GetMyPhone", token, Empty {})
+            .await
+    }
+
+    async fn verify(&mut self, token: Option<&str>, code: &str) -> Result<DetailsResponse, Status> {
+        self.call(
+            "/zitadel.auth.v1.AuthService/VerifyMyPhone",
+            token,
+            VerifyMyPhoneRequest { code: code.into() },
+        )
+        .await
+    }
+
+    async fn resend(&mut self, token: Option<&str>) -> Result<DetailsResponse, Status> {
+        self.call(
+            "/zitadel.auth.v1.AuthService/ResendMyPhoneVerification",
+            token,
+            Empty {},
+        )
+        .await
+    }
+
+    async fn remove(&mut self, token: Option<&str>) -> Result<DetailsResponse, Status> {
+        self.call(
+            "/zitadel.auth.v1.AuthService/RemoveMyPhone",
+            token,
+            Empty {},
+        )
+        .await
+    }
+}
+
+async fn grpc_client(host: &TestHost) -> PhoneClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(host.running.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("HTTP/2 connection");
+    PhoneClient {
+        grpc: tonic::client::Grpc::new(channel),
+    }
+}
+
+type WebService = GrpcWebClientService<
+    Client<hyper_util::client::legacy::connect::HttpConnector, GrpcWebCall<tonic::body::Body>>,
+>;
+
+fn grpc_web_client(host: &TestHost) -> PhoneClient<WebService> {
+    // HTTP/1.1 only, as on hosts like `wasmtime serve`.
+    let http1 = Client::builder(TokioExecutor::new()).build_http();
+    let origin = host.running.url().parse().expect("uri");
+    PhoneClient {
+        grpc: tonic::client::Grpc::with_origin(GrpcWebClientService::new(http1), origin),
+    }
+}
+
+/// The ErrorDetail carried in grpc-status-details-bin.
+fn detail(status: &Status) -> ErrorDetail {
+    let rpc =
+        RpcStatus::decode(status.details()).expect("google.rpc.Status in grpc-status-details-bin");
+    assert_eq!(rpc.code, status.code() as i32);
+    assert_eq!(rpc.message, status.message());
+    let any = rpc.details.first().expect("an ErrorDetail");
+    assert_eq!(any.type_url, "type.googleapis.com/zitadel.v1.ErrorDetail");
+    ErrorDetail::decode(&any.value[..]).expect("ErrorDetail")
+}
+
+fn rfc3339(t: &Option<Timestamp>) -> String {
+    let t = t.as_ref().expect("timestamp");
+    CoreTimestamp::new(t.seconds, t.nanos as u32).to_string()
+}
+
+/// The cases both transports must pass, ending with the JSON view of the same user.
+async fn exercise<T>(
+    host: &TestHost,
+    client: &mut PhoneClient<T>,
+    user: &str,
+    number: &str,
+    e164: &str,
+) where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let token = tokens::token(user);
+    let set = client.set(Some(&token), number).await.expect("SetMyPhone");
+    let details = set.details.expect("details");
+    assert_eq!(
+        (details.sequence, details.resource_owner.as_str()),
+        (2, ORG)
+    );
+    assert!(details.creation_date.is_some() && details.change_date.is_some());
+
+    let unchanged = client
+        .set(Some(&token), number)
+        .await
+        .expect_err("unchanged");
+    assert_eq!(unchanged.code(), Code::FailedPrecondition);
+    assert_eq!(unchanged.message(), "Phone not changed (COMMAND-wF94r)");
+    assert_eq!(
+        detail(&unchanged),
+        ErrorDetail {
+            id: "COMMAND-wF94r".into(),
+            message: "Phone not changed".into()
+        }
+    );
+
+    let invalid = client
+        .set(Some(&token), "not a phone")
+        .await
+        .expect_err("invalid");
+    assert_eq!(
+        (invalid.code(), detail(&invalid).id.as_str()),
+        (Code::InvalidArgument, "PHONE-so0wa")
+    );
+
+    let missing = client.set(None, number).await.expect_err("no token");
+    assert_eq!(
+        (missing.code(), missing.message()),
+        (Code::Unauthenticated, "auth header missing")
+    );
+    let forged = client
+        .set(Some(&tokens::forged(user)), number)
+        .await
+        .expect_err("forged");
+    assert_eq!(
+        (forged.code(), detail(&forged).id.as_str()),
+        (Code::Unauthenticated, "AUTH-7fs1e")
+    );
+
+    // The same data as JSON.
+    let get = client.get(Some(&token)).await.expect("GetMyPhone");
+    let json = host.get_phone(user).await.body;
+    let details = get.details.expect("details");
+    assert_eq!(json["details"]["sequence"], details.sequence.to_string());
+    assert_eq!(
+        json["details"]["creationDate"],
+        rfc3339(&details.creation_date)
+    );
+    assert_eq!(json["details"]["changeDate"], rfc3339(&details.change_date));
+    assert_eq!(json["details"]["resourceOwner"], details.resource_owner);
+    let phone = get.phone.expect("phone");
+    assert_eq!(
+        (phone.phone.as_str(), phone.is_phone_verified),
+        (e164, false)
+    );
+    assert_eq!(json["phone"]["phone"], e164);
+
+    // The lifecycle.
+    let code = host.last_code(e164).await;
+    let wrong = client
+        .verify(Some(&token), "WRONG1")
+        .await
+        .expect_err("wrong code");
+    assert_eq!(
+        (wrong.code(), detail(&wrong).id.as_str()),
+        (Code::InvalidArgument, "COMMAND-sM0cs")
+    );
+    assert_eq!(
+        client
+            .verify(Some(&token), &code)
+            .await
+            .expect("verify")
+            .details
+            .expect("details")
+            .sequence,
+        4
+    );
+    assert!(
+        client
+            .get(Some(&token))
+            .await
+            .expect("get")
+            .phone
+            .expect("phone")
+            .is_phone_verified
+    );
+    let resend = client
+        .resend(Some(&token))
+        .await
+        .expect_err("already verified");
+    assert_eq!(
+        (resend.code(), detail(&resend).id.as_str()),
+        (Code::FailedPrecondition, "COMMAND-2M9sf")
+    );
+    assert_eq!(
+        client
+            .remove(Some(&token))
+            .await
+            .expect("remove")
+            .details
+            .expect("details")
+            .sequence,
+        5
+    );
+    assert_eq!(
+        client
+            .get(Some(&token))
+            .await
+            .expect("get")
+            .phone
+            .expect("phone"),
+        Phone::default()
+    );
+    let gone = client
+        .remove(Some(&token))
+        .await
+        .expect_err("nothing to remove");
+    assert_eq!(
+        (gone.code(), detail(&gone).id.as_str()),
+        (Code::NotFound, "COMMAND-p6rsc")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_http2() {
+    let host = support::start().await;
+    let mut client = grpc_client(&host).await;
+    exercise(
+        &host,
+        &mut client,
+        "grpc-user",
+        "+41 71 000 00 10",
+        "+41710000010",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_over_http1() {
+    let host = support::start().await;
+    let mut client = grpc_web_client(&host);
+    exercise(
+        &host,
+        &mut client,
+        "web-user",
+        "+41 71 000 00 11",
+        "+41710000011",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_are_unimplemented() {
+    let host = support::start().await;
+    let mut client = grpc_client(&host).await;
+    let token = tokens::token("x");
+    let status = client
+        .call::<Empty, Empty>(
+            "/zitadel.auth.v1.AuthService/GetMyEmail",
+            Some(&token),
+            Empty {},
+        )
+        .await;
+    assert_eq!(status.expect_err("unknown").code(), Code::Unimplemented);
+}
+
+/// Sends a raw gRPC-Web body and returns (grpc-status, grpc-message) from its trailer frame.
+async fn raw_grpc_web(host: &TestHost, body: Vec<u8>, encoding: Option<&str>) -> (String, String) {
+    let mut request = host
+        .client
+        .post(host.url("/zitadel.auth.v1.AuthService/SetMyPhone"))
+        .header("content-type", "application/grpc-web+proto")
+        .header(
+            "authorization",
+            format!("Bearer {}", tokens::token("framer")),
+        )
+        .body(body);
+    if let Some(encoding) = encoding {
+        request = request.header("grpc-encoding", encoding);
+    }
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), 200, "gRPC answers 200 even for errors");
+    let bytes = response.bytes().await.expect("body");
+    // Walk the frames: data frames (flag 0), then one trailer frame (flag 0x80).
+    let mut rest = &bytes[..];
+    let mut trailer = None;
+    while let Some((header, tail)) = rest.split_first_chunk::<5>() {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let (payload, next) = tail.split_at(length.min(tail.len()));
+        if header[0] == 0x80 {
+            trailer = Some(String::from_utf8_lossy(payload).into_owned());
+        }
+        rest = next;
+    }
+    let text = trailer.unwrap_or_else(|| panic!("no trailer frame in {bytes:?}"));
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    (field("grpc-status"), field("grpc-message"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_get_clear_statuses_and_change_nothing() {
+    let host = support::start().await;
+    let message = SetMyPhoneRequest {
+        phone: "+41 71 000 00 12".into(),
+    }
+    .encode_to_vec();
+    let framed = |flag: u8, length: u32, payload: &[u8]| {
+        let mut body = vec![flag];
+        body.extend_from_slice(&length.to_be_bytes());
+        body.extend_from_slice(payload);
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
+        ("truncated length prefix", vec![0, 0, 0], None, "3"),
+        ("empty body", vec![], None, "3"),
+        (
+            "length larger than the body",
+            framed(0, message.len() as u32 + 10, &message),
+            None,
+            "3",
+        ),
+        (
+            "two messages",
+            [framed(0, message.len() as u32, &message), framed(0, 0, &[])].concat(),
+            None,
+            "3",
+        ),
+        (
+            "compressed flag",
+            framed(1, message.len() as u32, &message),
+            Some("gzip"),
+            "12",
+        ),
+        (
+            "garbage protobuf",
+            framed(0, 3, &[0x0a, 0x05, 0x41]),
+            None,
+            "3",
+        ),
+    ];
+    for (name, body, encoding, expected) in cases {
+        let (status, message) = raw_grpc_web(&host, body, encoding).await;
+        assert_eq!(status, expected, "{name}: {message}");
+        assert!(!message.is_empty(), "{name}");
+    }
+    // Plain gRPC over HTTP/1.1: the status comes as Trailers-Only headers.
+    let response = host
+        .client
+        .post(host.url("/zitadel.auth.v1.AuthService/SetMyPhone"))
+        .header("content-type", "application/grpc")
+        .body(vec![0, 0])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["grpc-status"], "3");
+
+    host.running.idle().await;
+    assert!(host.user_keys().is_empty(), "nothing stored");
+    assert!(host.sms.messages().is_empty(), "nothing sent");
+    // The host keeps serving.
+    let (status, _) = raw_grpc_web(&host, framed(0, message.len() as u32, &message), None).await;
+    assert_eq!(status, "0", "a valid frame is answered");
+    assert_eq!(
+        host.get_phone("framer").await.body["phone"]["phone"],
+        "+41710000012"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_answer_resource_exhausted_on_both_transports() {
+    let host = support::start_with_env(support::guarded_env()).await;
+    let mut grpc = grpc_client(&host).await;
+    let mut web = grpc_web_client(&host);
+    let token = tokens::token("guarded");
+    grpc.set(Some(&token), "+41 71 000 00 13")
+        .await
+        .expect("first code");
+    let over_grpc = grpc.resend(Some(&token)).await.expect_err("cooldown");
+    assert_eq!(
+        (over_grpc.code(), detail(&over_grpc).id.as_str()),
+        (Code::ResourceExhausted, "SMP-RATE1")
+    );
+    let over_web = web
+        .set(Some(&token), "+41 71 000 00 14")
+        .await
+        .expect_err("cooldown");
+    assert_eq!(
+        (over_web.code(), detail(&over_web).id.as_str()),
+        (Code::ResourceExhausted, "SMP-RATE1")
+    );
+    host.running.idle().await;
+    assert_eq!(host.sms.messages().len(), 1, "nothing more sent");
+}
