@@ -50,6 +50,12 @@ pub fn normalize(input: &str, default_region: Region) -> Result<E164, Error> {
     })
 }
 
+/// Loads libphonenumber's metadata (parsed lazily on first use, about 100 ms in wasm), so
+/// that a pre-initialised component carries it ready.
+pub fn warm_up() {
+    let _ = normalize("+41 71 000 00 00", Region::CH);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,12 @@ use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Component;
 
+impl bindings::Guest for Component {
+    fn wizer_initialize() {
+        crate::phone::warm_up();
+    }
+}
+
 impl Guest for Component {
     /// Answers the request, then (after the response is finished) does follow-up work such
     /// as sending the SMS, as DESIGN.md's "respond first, deliver after" asks.
