@@ -1,4 +1,5 @@
-//! `set-my-phone-host serve`: runs the core locally with an in-memory store and SMS printed to stderr.
+//! `set-my-phone-host serve`: serves the core on an embedded file store (or Redis, or memory), with
+//! SMS printed to stderr; stops gracefully on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,19 +8,26 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use set_my_phone_host::HostBuilder;
-use set_my_phone_host::keyvalue::MemoryBackend;
+use set_my_phone_host::keyvalue::{Backend, MemoryBackend, RedbBackend, RedisBackend};
 use set_my_phone_host::sms::LogSms;
 
 mod dev;
 
-const USAGE: &str =
-    "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--dev [--token-file PATH]]
+const USAGE: &str = "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--store URL] [--dev [--token-file PATH]]
 
 Serves the set-my-phone component over HTTP/1.1 and h2c (default address 127.0.0.1:8080).
-Key-value data lives in memory; SMS, codes included, are printed to stderr.
+--store picks where key-value data lives:
+  redb:PATH                an embedded file, created if missing (default: redb:data/set-my-phone.redb)
+  redis://HOST:PORT[/DB]   a Redis server, shared by several hosts
+  memory:                  this process's memory, gone when it stops
+SMS, codes included, are printed to stderr.
 The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.
 --dev trusts a throwaway signing key instead of AUTH_ISSUER/AUTH_JWKS and prints a token
-(also written to --token-file). Never use it in production.";
+(also written to --token-file). Never use it in production.
+SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, and exits 0.";
+
+/// The store used without `--store`.
+const DEFAULT_STORE: &str = "redb:data/set-my-phone.redb";
 
 /// Prefixes of the process variables passed to the component.
 const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
@@ -27,26 +35,97 @@ const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
 /// Names of further process variables passed to the component.
 const PASSED_NAMES: [&str; 1] = ["KV_STORE"];
 
+/// Where key-value data lives (`--store`).
+#[derive(Debug, PartialEq, Eq)]
+enum StoreUrl {
+    Memory,
+    Redb(PathBuf),
+    Redis(String),
+}
+
+impl StoreUrl {
+    fn parse(url: &str) -> anyhow::Result<Self> {
+        if url == "memory:" || url == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(path) = url.strip_prefix("redb:") {
+            if path.is_empty() {
+                bail!("--store redb: needs a file path, e.g. redb:data/set-my-phone.redb");
+            }
+            return Ok(Self::Redb(PathBuf::from(path)));
+        }
+        if url.starts_with("redis://") {
+            return Ok(Self::Redis(url.to_owned()));
+        }
+        if url.starts_with("rediss://") {
+            bail!("--store {url:?}: TLS to Redis (rediss://) is not supported; use redis://");
+        }
+        bail!("--store {url:?} is not a store: use redb:PATH, redis://HOST:PORT or memory:")
+    }
+
+    /// Opens the store; a Redis that does not answer yet is only a warning.
+    async fn open(&self) -> anyhow::Result<Arc<dyn Backend>> {
+        Ok(match self {
+            Self::Memory => Arc::new(MemoryBackend::new()),
+            Self::Redb(path) => Arc::new(RedbBackend::open(path)?),
+            Self::Redis(url) => {
+                let backend = RedisBackend::connect(url)?;
+                if let Err(err) = backend.ping().await {
+                    eprintln!(
+                        "warning: {url} does not answer yet ({err}); requests answer 503 until it does"
+                    );
+                }
+                Arc::new(backend)
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory (lost when the host stops)"),
+            Self::Redb(path) => write!(f, "redb file {}", path.display()),
+            Self::Redis(url) => write!(f, "Redis {url}"),
+        }
+    }
+}
+
 struct Options {
     wasm: PathBuf,
     listen: SocketAddr,
+    store: StoreUrl,
     dev: bool,
     token_file: Option<PathBuf>,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+/// What the command line asks for.
+enum Command {
+    Serve(Options),
+    Help,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     match args.next().as_deref() {
         Some("serve") => {}
+        Some("--help" | "-h" | "help") => return Ok(Command::Help),
         Some(other) => bail!("unknown command {other:?}"),
         None => bail!("missing command"),
     }
     let mut wasm = None;
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut store = None;
     let mut dev = false;
     let mut token_file = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
             "--wasm" => wasm = Some(PathBuf::from(args.next().context("--wasm needs a path")?)),
+            "--store" => {
+                store = Some(StoreUrl::parse(
+                    &args.next().context("--store needs a URL")?,
+                )?);
+            }
             "--listen" => {
                 let addr = args.next().context("--listen needs an address")?;
                 listen = addr.parse().with_context(|| {
@@ -65,12 +144,17 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     if token_file.is_some() && !dev {
         bail!("--token-file only goes with --dev");
     }
-    Ok(Options {
+    let store = match store {
+        Some(store) => store,
+        None => StoreUrl::parse(DEFAULT_STORE)?,
+    };
+    Ok(Command::Serve(Options {
         wasm: wasm.context("missing --wasm PATH")?,
         listen,
+        store,
         dev,
         token_file,
-    })
+    }))
 }
 
 fn passed_env() -> Vec<(String, String)> {
@@ -85,8 +169,22 @@ fn passed_env() -> Vec<(String, String)> {
 }
 
 async fn serve(options: Options) -> anyhow::Result<()> {
+    // Everything that can be wrong with the configuration fails here, before serving.
+    let backend = options.store.open().await?;
+    if !options.wasm.is_file() {
+        bail!(
+            "component {} not found (run scripts/build-component)",
+            options.wasm.display()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     let mut env = passed_env();
-    let base_url = format!("http://{}", options.listen);
+    let base_url = format!("http://{addr}");
     let mut dev_token = None;
     if options.dev {
         let identity = dev::identity(&base_url)?;
@@ -107,24 +205,26 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let host = HostBuilder::new(&options.wasm)
         .envs(env)
         .stores(stores)
-        .backend(Arc::new(MemoryBackend::new()))
+        .backend(backend)
         .sms(Arc::new(LogSms::new()))
         .build()?;
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
     eprintln!(
-        "serving {} on http://{}",
+        "serving {} on {base_url} (store: {})",
         options.wasm.display(),
-        listener.local_addr()?
+        options.store
     );
     if let Some(token) = &dev_token {
         eprintln!("{}", dev::instructions(&base_url, token));
     }
     let host = Arc::new(host);
-    Arc::clone(&host).serve(listener, stop_signal()).await?;
-    eprintln!("stopping: waiting for running requests");
+    let stop = async {
+        stop_signal().await;
+        eprintln!("stopping: no new connections; finishing requests in flight");
+    };
+    Arc::clone(&host).serve(listener, stop).await?;
+    // Work after the responses (SMS delivery) ends within the guest time limit.
     host.idle().await;
+    eprintln!("stopped");
     Ok(())
 }
 
@@ -157,20 +257,82 @@ async fn stop_signal() {
     }
 }
 
+/// `err` with its causes on one line, so that start-up failures are one clear line on stderr.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
-        Ok(options) => options,
+        Ok(Command::Serve(options)) => options,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
-            eprintln!("{err}\n\n{USAGE}");
+            eprintln!(
+                "set-my-phone-host: {} (see set-my-phone-host --help)",
+                one_line(&err)
+            );
             return ExitCode::from(2);
         }
     };
     match serve(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("set-my-phone-host: error: {}", one_line(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> impl Iterator<Item = String> {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(StoreUrl::parse("memory:").ok(), Some(StoreUrl::Memory));
+        assert_eq!(
+            StoreUrl::parse("redb:/var/lib/x.redb").ok(),
+            Some(StoreUrl::Redb(PathBuf::from("/var/lib/x.redb")))
+        );
+        assert_eq!(
+            StoreUrl::parse("redis://127.0.0.1:6379").ok(),
+            Some(StoreUrl::Redis("redis://127.0.0.1:6379".into()))
+        );
+        for bad in ["redb:", "sqlite:x.db", "rediss://h:1", "", "file.redb"] {
+            assert!(StoreUrl::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_default_store_is_the_embedded_file() {
+        let Ok(Command::Serve(options)) = parse(args("serve --wasm x.wasm")) else {
+            panic!("parses");
+        };
+        assert_eq!(
+            options.store,
+            StoreUrl::Redb(PathBuf::from("data/set-my-phone.redb"))
+        );
+        assert!(parse(args("serve --wasm x.wasm --store nope")).is_err());
+        assert!(matches!(parse(args("--help")), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn errors_print_on_one_line() {
+        let err = anyhow::anyhow!("inner\n  detail").context("outer");
+        assert_eq!(one_line(&err), "outer: inner detail");
     }
 }

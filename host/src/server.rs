@@ -1,5 +1,9 @@
 //! The HTTP server: compiles the core once, then runs every request in a fresh store and instance.
 //!
+//! Instances come from wasmtime's pooling allocator (on by default): memories, tables and stacks of
+//! finished requests are reused instead of mapped anew. Shutdown is graceful: the listener closes,
+//! open connections finish their requests, then [`Host::serve`] returns.
+//!
 //! The guest answers through `response-outparam::set` and may keep running afterwards (it sends the
 //! SMS after responding). Each request's guest therefore runs in its own task; the response goes
 //! out as soon as the guest sets it, and [`Host::idle`] waits for the work that follows.
@@ -18,11 +22,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Cache, Config, Engine, Store};
+use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -36,6 +41,22 @@ use crate::sms::{LogSms, Sms, SmsSender, SmsView};
 /// How long one request's guest may run, response and after-response work together.
 const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long shutdown waits for open connections to finish their requests.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default number of guests the pooling allocator holds at once (requests running, and their
+/// after-response work). Two cores serve a few thousand requests a second, each holding its
+/// instance for a few milliseconds; the headroom covers guests waiting on a slow SMS provider.
+const DEFAULT_POOL_INSTANCES: u32 = 128;
+
+/// Per guest: the core instances, linear memories and tables the pool holds. The core has one
+/// memory and a few core instances; an artifact composed with the SMS provider has two memories.
+/// Each memory slot reserves about 4 GiB of address space (not memory), so the default pool
+/// reserves about 1 TiB.
+const CORE_INSTANCES_PER_GUEST: u32 = 16;
+const MEMORIES_PER_GUEST: u32 = 2;
+const TABLES_PER_GUEST: u32 = 4;
+
 /// Configures and builds a [`Host`].
 pub struct HostBuilder {
     wasm: PathBuf,
@@ -45,11 +66,14 @@ pub struct HostBuilder {
     stores: Vec<String>,
     cache: bool,
     guest_timeout: Duration,
+    shutdown_timeout: Duration,
+    pool_instances: Option<u32>,
 }
 
 impl HostBuilder {
     /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
-    /// [`LogSms`], the single store `default`, the compilation cache on and a 60 s guest limit.
+    /// [`LogSms`], the single store `default`, the compilation cache on, a 60 s guest limit, the
+    /// pooling allocator on (128 guests at once) and 30 s for connections to finish at shutdown.
     pub fn new(wasm: impl Into<PathBuf>) -> Self {
         Self {
             wasm: wasm.into(),
@@ -59,6 +83,8 @@ impl HostBuilder {
             stores: vec!["default".to_owned()],
             cache: true,
             guest_timeout: DEFAULT_GUEST_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            pool_instances: Some(DEFAULT_POOL_INSTANCES),
         }
     }
 
@@ -112,10 +138,41 @@ impl HostBuilder {
         self
     }
 
+    /// Whether instances come from wasmtime's pooling allocator (default on), which reuses the
+    /// memory of finished requests; off, every instance maps its memory anew.
+    pub fn pooling_allocator(mut self, enabled: bool) -> Self {
+        self.pool_instances =
+            enabled.then(|| self.pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES));
+        self
+    }
+
+    /// How many guests the pooling allocator holds at once (default 128; turns pooling on).
+    /// A request arriving while all are busy fails with 500.
+    pub fn pool_instances(mut self, instances: u32) -> Self {
+        self.pool_instances = Some(instances.max(1));
+        self
+    }
+
+    /// How long [`Host::serve`] waits, once asked to stop, for open connections to finish their
+    /// requests before it closes them (default 30 s).
+    pub fn shutdown_timeout(mut self, limit: Duration) -> Self {
+        self.shutdown_timeout = limit;
+        self
+    }
+
     /// Compiles the component and links every import it needs.
     pub fn build(self) -> anyhow::Result<Host> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        if let Some(instances) = self.pool_instances {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(instances)
+                .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_GUEST))
+                .total_memories(instances.saturating_mul(MEMORIES_PER_GUEST))
+                .total_tables(instances.saturating_mul(TABLES_PER_GUEST))
+                .total_stacks(instances);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         if self.cache {
             match Cache::from_file(None) {
                 Ok(cache) => {
@@ -151,6 +208,7 @@ impl HostBuilder {
             sms: self.sms.unwrap_or_else(|| Arc::new(LogSms::new())),
             tasks: GuestTasks::default(),
             guest_timeout: self.guest_timeout,
+            shutdown_timeout: self.shutdown_timeout,
         })
     }
 }
@@ -163,6 +221,7 @@ pub struct Host {
     sms: Arc<dyn SmsSender>,
     tasks: GuestTasks,
     guest_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 /// One request's store data.
@@ -208,7 +267,9 @@ fn sms_view(state: &mut State) -> SmsView<'_> {
 
 impl Host {
     /// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on `listener` until `shutdown`
-    /// completes; then stops accepting and closes open connections.
+    /// completes; then stops accepting and shuts connections down gracefully: requests in flight
+    /// get their responses, idle connections close (HTTP/2 clients get a GOAWAY). Connections
+    /// still open after the shutdown limit are closed.
     ///
     /// Guest tasks already started keep running to completion (see [`Host::idle`]).
     pub async fn serve(
@@ -216,6 +277,7 @@ impl Host {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -223,7 +285,13 @@ impl Host {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        connections.spawn(Arc::clone(&self).serve_connection(stream, peer));
+                        let connection = Arc::clone(&self).connection(stream, peer);
+                        let watched = graceful.watch(connection);
+                        connections.spawn(async move {
+                            if let Err(err) = watched.await {
+                                eprintln!("host: connection from {peer}: {err}");
+                            }
+                        });
                     }
                     Err(err) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -234,11 +302,27 @@ impl Host {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        drop(listener);
+        if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "host: connections still open after {:?}; closing them",
+                self.shutdown_timeout
+            );
+        }
         connections.shutdown().await;
         Ok(())
     }
 
-    async fn serve_connection(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    /// One HTTP/1.1 or h2c connection, ready to be driven (and shut down gracefully).
+    fn connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static
+    {
         if let Err(err) = stream.set_nodelay(true) {
             eprintln!("host: connection from {peer}: cannot disable Nagle: {err}");
         }
@@ -246,12 +330,9 @@ impl Host {
             let host = Arc::clone(&self);
             async move { Ok::<_, Infallible>(host.handle(request).await) }
         });
-        if let Err(err) = auto::Builder::new(TokioExecutor::new())
+        auto::Builder::new(TokioExecutor::new())
             .serve_connection(TokioIo::new(stream), service)
-            .await
-        {
-            eprintln!("host: connection from {peer}: {err}");
-        }
+            .into_owned()
     }
 
     /// Binds `127.0.0.1` on a free port and serves there in the background.

@@ -6,11 +6,15 @@
 
 mod host;
 mod memory;
+mod redb;
+mod redis;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use memory::{Fault, MemoryBackend, MemoryStats};
+pub use redb::RedbBackend;
+pub use redis::RedisBackend;
 
 pub(crate) use host::{KeyValue, KeyValueView};
 
@@ -92,7 +96,8 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
-/// Storage behind the guest's key-value stores (memory now; an embedded file store and Redis later).
+/// Storage behind the guest's key-value stores: [`MemoryBackend`], [`RedbBackend`] (a file) or
+/// [`RedisBackend`] (shared by several hosts).
 ///
 /// `bucket` is the store label the guest opened. Every operation must be atomic on its own;
 /// `compare_and_swap` and `increment` must be atomic against every other writer of the same key,

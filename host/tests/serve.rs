@@ -1,0 +1,907 @@
+//! Real-process tests of the `set-my-phone-host` binary over real HTTP: restart persistence on the
+//! embedded store, graceful shutdown, two hosts on one Redis, a Redis outage, HTTP/1.1 and h2c,
+//! start-up failures, and the Redis backend's compare-and-swap contract.
+//!
+//! They need the built component (`scripts/build-component`) and Debian's `redis-server`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly on anything unexpected"
+)]
+
+use std::collections::HashSet;
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use serde_json::{Value, json};
+use set_my_phone_host::keyvalue::{Backend as _, RedisBackend, Swap, Version};
+
+const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
+const ISSUER: &str = "https://issuer.test";
+const ORG: &str = "test-org";
+const PHONE_URL: &str = "/auth/v1/users/me/phone";
+
+/// How long a host may take to start (the first start compiles the component).
+const START_LIMIT: Duration = Duration::from_secs(300);
+
+/// Variables of the test process that would reach the component if inherited.
+const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "KV_STORE"];
+
+fn wasm_path() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/set_my_phone.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-component",
+        path.display()
+    );
+    path
+}
+
+/// A fresh folder under cargo's temporary folder, removed on drop.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "serve-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("create scratch folder");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A test issuer: an Ed25519 key the hosts trust through `AUTH_JWKS`.
+struct Issuer {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// The environment of a host that trusts this issuer, with the abuse guards off.
+    fn env(&self) -> Vec<(String, String)> {
+        let jwks = json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "test", "use": "sig", "alg": "EdDSA",
+            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
+        }]});
+        [
+            ("AUTH_ISSUER", ISSUER.to_owned()),
+            ("AUTH_JWKS", jwks.to_string()),
+            (
+                "PHONE_CODE_SECRET",
+                "serve-test-secret-0123456789".to_owned(),
+            ),
+            ("PHONE_RESEND_COOLDOWN", "0".to_owned()),
+            ("PHONE_CODES_PER_HOUR", "0".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn token(&self, user: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let claims = json!({
+            "iss": ISSUER, "sub": user, "iat": now, "exp": now + 3600,
+            "urn:zitadel:iam:user:resourceowner:id": ORG,
+        });
+        let der = self.key.to_pkcs8_der().expect("encode key");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("test".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+        )
+        .expect("sign token")
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`.
+fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (e.g. `-TERM`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// The host binary running as a child process; killed on drop.
+struct HostProcess {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl HostProcess {
+    /// Starts `serve` on a free port of 127.0.0.1 with `args` and `env`; waits until it serves.
+    fn start(args: &[&str], env: &[(String, String)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .arg("--wasm")
+            .arg(wasm_path())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars() {
+            if PASSED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = command.spawn().expect("start the host binary");
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("serving ")
+                    && let Some(start) = line.find("http://")
+                {
+                    let url: String = line[start..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = url_tx.send(url);
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            match url_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(url) => {
+                    return Self { child, url, stderr };
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_with_limit(&mut child, Duration::from_secs(5));
+                    panic!(
+                        "the host exited before serving ({status:?}); stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+            if let Some(status) = child.try_wait().expect("poll host") {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the host exited before serving ({status}); stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not serve within {START_LIMIT:?}; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `text`, at most `limit`.
+    fn wait_for_stderr(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "stderr never said {text:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        signal(self.child.id(), "-TERM");
+        let status = wait_with_limit(&mut self.child, Duration::from_secs(60));
+        status.unwrap_or_else(|| panic!("the host did not stop on SIGTERM:\n{}", self.stderr()))
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `redis-server` on 127.0.0.1 that the test started; killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    persistent: bool,
+}
+
+impl RedisServer {
+    /// Starts Redis in `dir` on a free port. `persistent` keeps data across restarts (an
+    /// append-only file synced on every write); otherwise nothing is saved.
+    fn start(dir: &Path, persistent: bool) -> Self {
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir: dir.to_owned(),
+            persistent,
+        };
+        server.spawn();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--daemonize")
+            .arg("no")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.persistent {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed: the Redis tests need it \
+                 (Debian/Ubuntu: apt-get install -y redis-server)"
+            ),
+            Err(err) => panic!("cannot start redis-server: {err}"),
+        };
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ping = redis::Client::open(self.url())
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
+            if ping.is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait().expect("poll redis-server")
+            {
+                panic!(
+                    "redis-server exited at start ({status}); is port {} free?",
+                    self.port
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills Redis at once (SIGKILL), as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts Redis again on the same port and folder.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An answer as the tests look at it.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    fn sequence(&self) -> u64 {
+        self.body["details"]["sequence"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
+    }
+
+    fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap_or(-1)
+    }
+
+    fn phone(&self) -> Option<&str> {
+        self.body["phone"]["phone"].as_str()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("read the body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer { status, body }
+}
+
+async fn put_phone(client: &reqwest::Client, url: &str, token: &str, phone: &str) -> Answer {
+    let response = client
+        .put(url)
+        .bearer_auth(token)
+        .json(&json!({ "phone": phone }))
+        .send()
+        .await
+        .expect("PUT answered");
+    answer(response).await
+}
+
+async fn get_phone(client: &reqwest::Client, url: &str, token: &str) -> Answer {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET answered");
+    answer(response).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_store_keeps_numbers_and_sequences_across_a_restart() {
+    let scratch = Scratch::new("restart");
+    let issuer = Issuer::new();
+    let env = issuer.env();
+    let token = issuer.token("restart-user");
+    // A folder that does not exist yet: the host creates it.
+    let store = format!("redb:{}", scratch.path("data/phones.redb").display());
+    let client = reqwest::Client::new();
+
+    let mut first = HostProcess::start(&["--store", &store], &env);
+    let set = put_phone(&client, &first.url(PHONE_URL), &token, "+41 71 000 00 01").await;
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(set.sequence(), 2);
+    let before = get_phone(&client, &first.url(PHONE_URL), &token).await;
+    assert!(first.terminate().success(), "{}", first.stderr());
+    assert!(first.stderr().contains("stopped"), "{}", first.stderr());
+
+    let second = HostProcess::start(&["--store", &store], &env);
+    let after = get_phone(&client, &second.url(PHONE_URL), &token).await;
+    assert_eq!(after.status, 200, "{after:?}");
+    assert_eq!(after.phone(), Some("+41710000001"));
+    assert_eq!(after.sequence(), 2);
+    assert_eq!(
+        after.body, before.body,
+        "the record changed across the restart"
+    );
+
+    let again = put_phone(&client, &second.url(PHONE_URL), &token, "+41 71 000 00 02").await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.sequence(), 4);
+    let last = get_phone(&client, &second.url(PHONE_URL), &token).await;
+    assert_eq!(last.phone(), Some("+41710000002"));
+    assert_eq!(last.sequence(), 4);
+    assert_eq!(
+        last.body["details"]["creationDate"],
+        before.body["details"]["creationDate"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
+    let issuer = Issuer::new();
+    let token = issuer.token("graceful-user");
+    let mut host = HostProcess::start(&["--store", "memory:"], &issuer.env());
+    let addr = host.url.trim_start_matches("http://").to_owned();
+
+    // A PUT whose body arrives in two parts; SIGTERM comes between them.
+    let (mut parts, body) =
+        futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+    parts
+        .try_send(Ok(bytes::Bytes::from_static(b"{\"phone\":")))
+        .unwrap();
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let request = client
+        .put(host.url(PHONE_URL))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let in_flight = tokio::spawn(request);
+
+    // Let the request head reach the host (the guest then waits for the rest), then stop it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(host.child.id(), "-TERM");
+    host.wait_for_stderr("stopping", Duration::from_secs(10));
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the host still accepts connections after SIGTERM"
+    );
+    assert!(
+        host.child.try_wait().expect("poll host").is_none(),
+        "the host exited with a request in flight"
+    );
+
+    parts
+        .try_send(Ok(bytes::Bytes::from_static(b"\"+41 71 000 00 03\"}")))
+        .unwrap();
+    drop(parts);
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    let set = answer(response).await;
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(set.sequence(), 2);
+    let status = wait_with_limit(&mut host.child, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the host did not stop:\n{}", host.stderr()));
+    assert!(status.success(), "exit {status}:\n{}", host.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
+    let scratch = Scratch::new("protocols");
+    let token_file = scratch.path("token");
+    let token_arg = token_file.display().to_string();
+    let store = format!("redb:{}", scratch.path("dev.redb").display());
+    let host = HostProcess::start(
+        &["--store", &store, "--dev", "--token-file", &token_arg],
+        &[],
+    );
+    let token = std::fs::read_to_string(&token_file).expect("dev token written");
+
+    let http1 = reqwest::Client::builder().http1_only().build().unwrap();
+    let response = http1
+        .put(host.url(PHONE_URL))
+        .bearer_auth(&token)
+        .json(&json!({"phone": "+41 71 000 00 04"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    let set = answer(response).await;
+    assert_eq!(set.status, 200, "{set:?}");
+
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2c
+        .get(host.url(PHONE_URL))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let got = answer(response).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.phone(), Some("+41710000004"));
+    assert_eq!(got.sequence(), set.sequence());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_on_one_redis_lose_no_update_and_never_repeat_a_sequence() {
+    let scratch = Scratch::new("two-hosts");
+    let redis = RedisServer::start(&scratch.dir, false);
+    let issuer = Issuer::new();
+    let env = issuer.env();
+    let store = redis.url();
+    let a = HostProcess::start(&["--store", &store], &env);
+    let b = HostProcess::start(&["--store", &store], &env);
+    let token = issuer.token("shared-user");
+    let client = reqwest::Client::new();
+
+    const PUTS: usize = 40;
+    let mut tasks = Vec::new();
+    for i in 0..PUTS {
+        let url = if i % 2 == 0 {
+            a.url(PHONE_URL)
+        } else {
+            b.url(PHONE_URL)
+        };
+        let (client, token) = (client.clone(), token.clone());
+        let phone = format!("+41 71 000 10 {i:02}");
+        tasks.push(tokio::spawn(async move {
+            let answer = put_phone(&client, &url, &token, &phone).await;
+            (phone, answer)
+        }));
+    }
+    let mut sequences = HashSet::new();
+    let mut last = None;
+    for task in tasks {
+        let (phone, answer) = task.await.unwrap();
+        match answer.status {
+            200 => {
+                let sequence = answer.sequence();
+                assert!(sequences.insert(sequence), "sequence {sequence} repeated");
+                if last.as_ref().is_none_or(|(s, _)| *s < sequence) {
+                    last = Some((sequence, phone));
+                }
+            }
+            409 => assert_eq!(answer.code(), 10, "{answer:?}"),
+            _ => panic!("unexpected answer {answer:?}"),
+        }
+    }
+    let successes = sequences.len() as u64;
+    eprintln!("{successes} of {PUTS} concurrent PUTs succeeded, the rest answered 409");
+    assert!(successes > 0, "no PUT succeeded");
+    let (last_sequence, last_phone) = last.unwrap();
+    assert_eq!(last_sequence, 2 * successes);
+    let expected_phone = last_phone.replace(' ', "");
+    for host in [&a, &b] {
+        let got = get_phone(&client, &host.url(PHONE_URL), &token).await;
+        assert_eq!(got.status, 200, "{got:?}");
+        assert_eq!(got.sequence(), 2 * successes, "{got:?}");
+        assert_eq!(got.phone(), Some(expected_phone.as_str()), "{got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_outage_answers_503_and_the_host_recovers_when_redis_returns() {
+    let scratch = Scratch::new("outage");
+    let mut redis = RedisServer::start(&scratch.dir, true);
+    let issuer = Issuer::new();
+    let host = HostProcess::start(&["--store", &redis.url()], &issuer.env());
+    let token = issuer.token("outage-user");
+    let client = reqwest::Client::new();
+    let url = host.url(PHONE_URL);
+
+    assert_eq!(
+        put_phone(&client, &url, &token, "+41 71 000 00 05")
+            .await
+            .status,
+        200
+    );
+    let before = get_phone(&client, &url, &token).await;
+    assert_eq!(before.sequence(), 2);
+
+    redis.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let set = put_phone(&client, &url, &token, "+41 71 000 00 06").await;
+        assert_eq!((set.status, set.code()), (503, 14), "{set:?}");
+        let got = get_phone(&client, &url, &token).await;
+        assert_eq!((got.status, got.code()), (503, 14), "{got:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answers took {:?} while Redis was down",
+            started.elapsed()
+        );
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let recovered = loop {
+        let set = put_phone(&client, &url, &token, "+41 71 000 00 07").await;
+        match (set.status, set.code()) {
+            (200, _) => break set,
+            (503, 14) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => panic!("no recovery: {set:?}"),
+        }
+    };
+    // The PUTs during the outage wrote nothing: this is the second change.
+    assert_eq!(recovered.sequence(), 4, "{recovered:?}");
+    let got = get_phone(&client, &url, &token).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.phone(), Some("+41710000007"));
+    assert_eq!(got.sequence(), 4);
+    assert_eq!(
+        got.body["details"]["creationDate"],
+        before.body["details"]["creationDate"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_backend_swaps_only_unchanged_keys_and_reports_failure_only_without_writing() {
+    let scratch = Scratch::new("contract");
+    let redis = RedisServer::start(&scratch.dir, false);
+    let store = RedisBackend::connect(&redis.url()).unwrap();
+    store.ping().await.unwrap();
+    let b = "default";
+
+    let absent = store.get(b, "k").await.unwrap();
+    assert_eq!(absent.version, Version::Absent);
+    assert_eq!(
+        store
+            .compare_and_swap(b, "k", Version::Absent, b"one".to_vec())
+            .await
+            .unwrap(),
+        Swap::Swapped
+    );
+    assert_eq!(
+        store
+            .compare_and_swap(b, "k", Version::Absent, b"two".to_vec())
+            .await
+            .unwrap(),
+        Swap::Conflict
+    );
+    let seen = store.get(b, "k").await.unwrap();
+    assert_eq!(seen.value.as_deref(), Some(&b"one"[..]));
+
+    // Rewriting the same value, or deleting and recreating, changes the version.
+    store.set(b, "k", b"one".to_vec()).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(b, "k", seen.version, b"x".to_vec())
+            .await
+            .unwrap(),
+        Swap::Conflict
+    );
+    assert_eq!(
+        store.get(b, "k").await.unwrap().value.as_deref(),
+        Some(&b"one"[..])
+    );
+    let current = store.get(b, "k").await.unwrap();
+    store.delete(b, "k").await.unwrap();
+    assert!(!store.exists(b, "k").await.unwrap());
+    store.set(b, "k", b"one".to_vec()).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(b, "k", current.version, b"x".to_vec())
+            .await
+            .unwrap(),
+        Swap::Conflict
+    );
+    let fresh = store.get(b, "k").await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(b, "k", fresh.version, b"three".to_vec())
+            .await
+            .unwrap(),
+        Swap::Swapped
+    );
+    assert_eq!(
+        store.get(b, "k").await.unwrap().value.as_deref(),
+        Some(&b"three"[..])
+    );
+
+    // Buckets are apart, even with a `:` in the label; keys list per bucket.
+    store.set("a:b", "c", b"1".to_vec()).await.unwrap();
+    store.set("a", "b:c", b"2".to_vec()).await.unwrap();
+    assert_eq!(
+        store.get("a:b", "c").await.unwrap().value.as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(store.list_keys("a", None).await.unwrap().keys, ["b:c"]);
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_keys(b, cursor).await.unwrap();
+        listed.extend(page.keys);
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, ["k"]);
+
+    assert_eq!(store.increment(b, "n", 5).await.unwrap(), 5);
+    assert_eq!(store.increment(b, "n", -7).await.unwrap(), -2);
+    assert_eq!(
+        store.get(b, "n").await.unwrap().value.as_deref(),
+        Some(&b"-2"[..])
+    );
+    assert!(
+        store.increment(b, "k", 1).await.is_err(),
+        "incremented text"
+    );
+    assert_eq!(
+        store.get(b, "k").await.unwrap().value.as_deref(),
+        Some(&b"three"[..])
+    );
+
+    // 8 writers × 25 increments by compare-and-swap: every swap reported as done wrote, every
+    // reported failure did not, so the count is exact.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut swapped = 0;
+            for _ in 0..25 {
+                loop {
+                    let seen = store.get(b, "count").await.unwrap();
+                    let n: u64 = seen
+                        .value
+                        .as_deref()
+                        .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
+                        .unwrap_or(0);
+                    let next = (n + 1).to_string().into_bytes();
+                    if store
+                        .compare_and_swap(b, "count", seen.version, next)
+                        .await
+                        .unwrap()
+                        == Swap::Swapped
+                    {
+                        swapped += 1;
+                        break;
+                    }
+                }
+            }
+            swapped
+        }));
+    }
+    let mut swapped = 0;
+    for task in tasks {
+        swapped += task.await.unwrap();
+    }
+    assert_eq!(swapped, 200);
+    assert_eq!(
+        store.get(b, "count").await.unwrap().value.as_deref(),
+        Some(&b"200"[..])
+    );
+}
+
+/// Runs the binary with `args`, expecting it to fail at start-up; answers its stderr.
+fn start_up_failure(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the host binary");
+    let status = wait_with_limit(&mut child, START_LIMIT).expect("the host exits");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{args:?} started; stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn start_up_failures_are_one_clear_line_and_a_non_zero_exit() {
+    let scratch = Scratch::new("failures");
+    let wasm = wasm_path().display().to_string();
+
+    let missing = scratch.path("missing.wasm").display().to_string();
+    let stderr = start_up_failure(&["serve", "--wasm", &missing, "--store", "memory:"]);
+    assert!(
+        stderr.contains("missing.wasm") && stderr.contains("not found"),
+        "{stderr}"
+    );
+
+    let garbage = scratch.path("garbage.wasm");
+    std::fs::write(&garbage, b"this is not WebAssembly").unwrap();
+    let garbage = garbage.display().to_string();
+    let stderr = start_up_failure(&["serve", "--wasm", &garbage, "--store", "memory:"]);
+    assert!(stderr.contains("garbage.wasm"), "{stderr}");
+
+    let stderr = start_up_failure(&["serve", "--wasm", &wasm, "--store", "sqlite:x.db"]);
+    assert!(
+        stderr.contains("--store") && stderr.contains("sqlite:x.db"),
+        "{stderr}"
+    );
+
+    // The redb file would go under a regular file: its folder cannot be created.
+    let blocker = scratch.path("blocker");
+    std::fs::write(&blocker, b"").unwrap();
+    let store = format!("redb:{}", blocker.join("x.redb").display());
+    let stderr = start_up_failure(&["serve", "--wasm", &wasm, "--store", &store]);
+    assert!(stderr.contains("blocker"), "{stderr}");
+
+    // A file that is not a redb database.
+    let stderr = start_up_failure(&[
+        "serve",
+        "--wasm",
+        &wasm,
+        "--store",
+        &format!("redb:{garbage}"),
+    ]);
+    assert!(stderr.contains("garbage.wasm"), "{stderr}");
+
+    let stderr = start_up_failure(&["serve", "--wasm", &wasm, "--bogus"]);
+    assert!(stderr.contains("--bogus"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_library_host_serves_with_and_without_the_pooling_allocator() {
+    let issuer = Issuer::new();
+    let token = issuer.token("pool-user");
+    let client = reqwest::Client::new();
+    for (pooling, phone) in [(true, "+41 71 000 00 08"), (false, "+41 71 000 00 09")] {
+        let running = set_my_phone_host::HostBuilder::new(wasm_path())
+            .envs(issuer.env())
+            .pooling_allocator(pooling)
+            .build()
+            .expect("host builds")
+            .spawn_local()
+            .await
+            .expect("host serves");
+        let url = format!("{}{PHONE_URL}", running.url());
+        let set = put_phone(&client, &url, &token, phone).await;
+        assert_eq!(set.status, 200, "pooling {pooling}: {set:?}");
+        let got = get_phone(&client, &url, &token).await;
+        assert_eq!(got.phone(), Some(phone.replace(' ', "").as_str()));
+        running.idle().await;
+        running.stop().await.expect("host stops");
+    }
+}
