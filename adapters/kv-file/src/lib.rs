@@ -1,0 +1,23 @@
+//! `wasi:keyvalue@0.2.0-draft2` (`store` and `atomics`, with compare-and-swap) over a preopened
+//! `wasi:filesystem` directory, for hosts whose own draft2 store is missing or unusable
+//! (`wasmtime serve`: fresh instance per request, requests run concurrently).
+//!
+//! Every instance coordinates through the file system only: a bucket is a directory, a key is a
+//! file whose name encodes the key ([`name`]), a value file carries a version header ([`record`]),
+//! and every write takes a per-key lock file created exclusively ([`lock`], [`store`]). The
+//! algorithm runs against the small [`fs::Dir`] / [`fs::System`] traits, so it is tested natively
+//! over `std::fs`; only the wasm32 modules touch WASI.
+
+pub mod fs;
+pub mod lock;
+pub mod name;
+pub mod record;
+pub mod store;
+
+#[cfg(test)]
+mod std_dir;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+#[cfg(target_arch = "wasm32")]
+mod wasi;

@@ -1,0 +1,379 @@
+//! The store algorithm against `std::fs` in a temporary directory: behaviour of each
+//! operation, locks (held, abandoned, overheld) and concurrent compare-and-swap from threads
+//! that each open the directory as a separate instance would.
+
+use super::*;
+use crate::std_dir::{StdDir, StdSystem, TempDir};
+use std::fs::File;
+use std::time::{Duration, SystemTime};
+
+type TestStore = Store<StdDir, StdSystem>;
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// Waits long enough that a loaded machine does not make tests flaky.
+fn patient() -> LockPolicy {
+    LockPolicy {
+        wait_at_most: Duration::from_secs(60),
+        ..LockPolicy::default()
+    }
+}
+
+fn open(dir: &TempDir, policy: LockPolicy) -> TestStore {
+    Store::new(StdDir(dir.path().to_path_buf()), StdSystem::new(), policy)
+}
+
+fn files(dir: &TempDir) -> Result<Vec<String>, std::io::Error> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir.path())? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn other(message: &str) -> StoreError {
+    StoreError::Other(message.into())
+}
+
+#[test]
+fn set_get_exists_delete() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    assert_eq!(store.get("a")?, None);
+    assert!(!store.exists("a")?);
+    store.set("a", b"one")?;
+    store.set("user:o:ü/1", b"")?;
+    assert_eq!(store.get("a")?, Some(b"one".to_vec()));
+    assert_eq!(store.get("user:o:ü/1")?, Some(Vec::new()));
+    store.set("a", b"two")?;
+    assert_eq!(store.get("a")?, Some(b"two".to_vec()));
+    assert!(store.exists("a")?);
+    store.delete("a")?;
+    store.delete("a")?;
+    assert_eq!(store.get("a")?, None);
+    // Only value files remain: no locks, no temporaries.
+    assert_eq!(files(&dir)?, ["kuser%3Ao%3A%C3%BC%2F1"]);
+    Ok(())
+}
+
+#[test]
+fn values_survive_reopening() -> Outcome {
+    let dir = TempDir::new()?;
+    open(&dir, patient()).set("k", b"v")?;
+    assert_eq!(open(&dir, patient()).get("k")?, Some(b"v".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn list_keys_names_every_key_and_skips_the_rest() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    let long = format!("jwks:https://issuer.example/{}", "p/".repeat(200));
+    for key in ["b", "A", "", &long] {
+        store.set(key, b"x")?;
+    }
+    // Leftovers of a crashed writer and files not written by the store.
+    std::fs::write(dir.path().join(name::temp_name(1)), b"half a value")?;
+    std::fs::write(dir.path().join(name::lock_name("kb")), b"")?;
+    std::fs::write(dir.path().join("README"), b"hello")?;
+    std::fs::write(dir.path().join(format!("h{}", "0".repeat(64))), b"not ours")?;
+    std::fs::create_dir(dir.path().join("kdir"))?;
+    let mut expected = vec![String::new(), "A".into(), "b".into(), long.clone()];
+    expected.sort();
+    assert_eq!(store.list_keys()?, expected);
+    assert_eq!(store.get(&long)?, Some(b"x".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn over_long_keys_are_refused_by_every_operation() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    let key = "x".repeat(name::MAX_KEY_BYTES + 1);
+    let refused = Err(other("key too long"));
+    assert_eq!(store.get(&key), refused);
+    assert_eq!(store.exists(&key).map(|_| None), refused);
+    assert_eq!(store.set(&key, b"v").map(|()| None), refused);
+    assert_eq!(store.delete(&key).map(|()| None), refused);
+    assert_eq!(store.increment(&key, 1).map(|_| None), refused);
+    assert_eq!(store.swap(&key, None, b"v").map(|_| None), refused);
+    assert!(store.set(&"x".repeat(name::MAX_KEY_BYTES), b"v").is_ok());
+    Ok(())
+}
+
+#[test]
+fn damaged_value_files_are_errors_not_traps() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    std::fs::write(dir.path().join("kbad"), b"garbage")?;
+    assert!(matches!(store.get("bad"), Err(StoreError::Other(m)) if m.contains("damaged")));
+    assert!(matches!(store.set("bad", b"v"), Err(StoreError::Other(_))));
+    assert_eq!(files(&dir)?, ["kbad"], "the lock was released");
+    Ok(())
+}
+
+#[test]
+fn swap_writes_only_while_the_version_is_unchanged() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+
+    // Absent is a version: the first swap creates, a second one from "absent" conflicts.
+    assert_eq!(store.read("k")?, None);
+    assert_eq!(store.swap("k", None, b"1")?, Swap::Swapped);
+    let Swap::Conflict(Some(seen)) = store.swap("k", None, b"x")? else {
+        return Err("expected a conflict with the current value".into());
+    };
+    assert_eq!(seen.value, b"1");
+
+    // The fresh snapshot from the conflict swaps; the stale one no longer does.
+    assert_eq!(store.swap("k", Some(seen.version), b"2")?, Swap::Swapped);
+    assert!(
+        matches!(store.swap("k", Some(seen.version), b"x")?, Swap::Conflict(Some(c)) if c.value == b"2")
+    );
+
+    // Rewriting the same bytes is still a change.
+    let before = store.read("k")?.ok_or("k vanished")?;
+    store.set("k", b"2")?;
+    assert!(matches!(
+        store.swap("k", Some(before.version), b"x")?,
+        Swap::Conflict(_)
+    ));
+
+    // A delete is a change too, and the conflict then reports absence.
+    let before = store.read("k")?.ok_or("k vanished")?;
+    store.delete("k")?;
+    assert_eq!(
+        store.swap("k", Some(before.version), b"x")?,
+        Swap::Conflict(None)
+    );
+    assert_eq!(store.get("k")?, None);
+    Ok(())
+}
+
+#[test]
+fn increment_counts_in_decimal_text() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    assert_eq!(store.increment("n", 5)?, 5);
+    assert_eq!(store.increment("n", -7)?, -2);
+    assert_eq!(store.get("n")?, Some(b"-2".to_vec()));
+    store.set("text", b"twelve")?;
+    assert!(
+        matches!(store.increment("text", 1), Err(StoreError::Other(m)) if m.contains("not an integer"))
+    );
+    store.set("max", i64::MAX.to_string().as_bytes())?;
+    assert!(
+        matches!(store.increment("max", 1), Err(StoreError::Other(m)) if m.contains("overflows"))
+    );
+    assert_eq!(store.get("max")?, Some(i64::MAX.to_string().into_bytes()));
+    Ok(())
+}
+
+fn fresh_lock(dir: &TempDir, file: &str, taken_at: u64) -> std::io::Result<Vec<u8>> {
+    let text = LockInfo {
+        taken_at,
+        owner: 42,
+    }
+    .encode();
+    std::fs::write(dir.path().join(name::lock_name(file)), &text)?;
+    Ok(text)
+}
+
+#[test]
+fn a_held_lock_makes_writers_wait_then_answer_locked() -> Outcome {
+    let dir = TempDir::new()?;
+    let quick = LockPolicy {
+        wait_at_most: Duration::from_millis(50),
+        ..LockPolicy::default()
+    };
+    let store = open(&dir, quick);
+    store.set("k", b"before")?;
+    let text = fresh_lock(&dir, "kk", StdSystem::new().wall_nanos())?;
+
+    let locked = Err(other("key is locked"));
+    assert_eq!(store.set("k", b"after"), locked);
+    assert_eq!(store.delete("k"), locked);
+    assert_eq!(store.increment("k", 1).map(|_| ()), locked);
+    assert_eq!(store.swap("k", None, b"x").map(|_| ()), locked);
+    // Readers do not wait, and nobody removed the other holder's lock.
+    assert_eq!(store.get("k")?, Some(b"before".to_vec()));
+    assert_eq!(std::fs::read(dir.path().join(".lock-kk"))?, text);
+    assert_eq!(store.set("other", b"v"), Ok(()));
+    Ok(())
+}
+
+#[test]
+fn a_writer_waits_for_a_lock_released_meanwhile() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    fresh_lock(&dir, "kk", StdSystem::new().wall_nanos())?;
+    let lock = dir.path().join(".lock-kk");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_file(lock)
+    });
+    store.set("k", b"v")?;
+    releaser.join().map_err(|_| "releaser panicked")??;
+    assert_eq!(store.get("k")?, Some(b"v".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn an_abandoned_lock_is_broken() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    let eleven_seconds_ago = StdSystem::new().wall_nanos() - 11_000_000_000;
+    fresh_lock(&dir, "kk", eleven_seconds_ago)?;
+    store.set("k", b"v")?;
+    assert_eq!(store.get("k")?, Some(b"v".to_vec()));
+    assert_eq!(files(&dir)?, ["kk"]);
+    Ok(())
+}
+
+#[test]
+fn an_unreadable_lock_is_dated_by_its_modification_time() -> Outcome {
+    let dir = TempDir::new()?;
+    let quick = LockPolicy {
+        wait_at_most: Duration::from_millis(50),
+        ..LockPolicy::default()
+    };
+    let store = open(&dir, quick);
+    let lock = dir.path().join(".lock-kk");
+    let file = File::create(&lock)?;
+    assert_eq!(
+        store.set("k", b"v"),
+        Err(other("key is locked")),
+        "just created"
+    );
+    file.set_modified(SystemTime::now() - Duration::from_secs(11))?;
+    drop(file);
+    assert_eq!(store.set("k", b"v"), Ok(()));
+    assert_eq!(files(&dir)?, ["kk"]);
+    Ok(())
+}
+
+#[test]
+fn an_abandoned_breaker_does_not_block_for_ever() -> Outcome {
+    let dir = TempDir::new()?;
+    let store = open(&dir, patient());
+    let long_ago = StdSystem::new().wall_nanos() - 60_000_000_000;
+    fresh_lock(&dir, "kk", long_ago)?;
+    let breaker = LockInfo {
+        taken_at: long_ago,
+        owner: 7,
+    };
+    std::fs::write(dir.path().join(name::break_name("kk")), breaker.encode())?;
+    store.set("k", b"v")?;
+    assert_eq!(files(&dir)?, ["kk"]);
+    Ok(())
+}
+
+#[test]
+fn a_fresh_breaker_makes_others_wait() -> Outcome {
+    let dir = TempDir::new()?;
+    let quick = LockPolicy {
+        wait_at_most: Duration::from_millis(50),
+        ..LockPolicy::default()
+    };
+    let store = open(&dir, quick);
+    let now = StdSystem::new().wall_nanos();
+    fresh_lock(&dir, "kk", now - 60_000_000_000)?;
+    let breaker = LockInfo {
+        taken_at: now,
+        owner: 7,
+    };
+    std::fs::write(dir.path().join(name::break_name("kk")), breaker.encode())?;
+    assert_eq!(store.set("k", b"v"), Err(other("key is locked")));
+    Ok(())
+}
+
+#[test]
+fn a_holder_past_its_time_writes_nothing() -> Outcome {
+    let dir = TempDir::new()?;
+    let overheld = LockPolicy {
+        hold_at_most: Duration::ZERO,
+        ..patient()
+    };
+    let store = open(&dir, overheld);
+    assert_eq!(
+        store.set("k", b"v"),
+        Err(other("kv-file: lock held too long; nothing written"))
+    );
+    assert_eq!(
+        files(&dir)?,
+        Vec::<String>::new(),
+        "no value, lock or temporary"
+    );
+    Ok(())
+}
+
+const THREADS: usize = 8;
+const ROUNDS: usize = 40;
+
+/// Runs `work` on THREADS threads at once, each with its own store over the same directory.
+fn in_parallel(
+    dir: &TempDir,
+    work: impl Fn(&TestStore) -> Result<(), StoreError> + Sync,
+) -> Outcome {
+    let start = std::sync::Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let store = open(dir, patient());
+                    start.wait();
+                    work(&store)
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| "worker panicked")??;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn concurrent_compare_and_swap_increments_lose_nothing() -> Outcome {
+    let dir = TempDir::new()?;
+    in_parallel(&dir, |store| {
+        for _ in 0..ROUNDS {
+            let mut seen = store.read("counter")?;
+            loop {
+                let number: usize = match &seen {
+                    None => 0,
+                    Some(current) => String::from_utf8_lossy(&current.value)
+                        .parse()
+                        .map_err(|_| other("counter is not a number"))?,
+                };
+                let next = (number + 1).to_string();
+                match store.swap("counter", seen.map(|s| s.version), next.as_bytes())? {
+                    Swap::Swapped => break,
+                    Swap::Conflict(current) => seen = current,
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let total = open(&dir, patient()).get("counter")?;
+    assert_eq!(total, Some((THREADS * ROUNDS).to_string().into_bytes()));
+    assert_eq!(files(&dir)?, ["kcounter"]);
+    Ok(())
+}
+
+#[test]
+fn concurrent_increments_and_sets_lose_nothing() -> Outcome {
+    let dir = TempDir::new()?;
+    in_parallel(&dir, |store| {
+        for round in 0..ROUNDS {
+            store.increment("n", 1)?;
+            store.set(&format!("key-{round}"), b"v")?;
+        }
+        Ok(())
+    })?;
+    let store = open(&dir, patient());
+    let expected = i64::try_from(THREADS * ROUNDS)?;
+    assert_eq!(store.increment("n", 0)?, expected);
+    assert_eq!(store.list_keys()?.len(), ROUNDS + 1);
+    Ok(())
+}
