@@ -1,0 +1,11 @@
+//! The SMS provider component: implements `set-my-phone:sms/sender` over
+//! `wasi:http/outgoing-handler`. `SMS_PROVIDER` (read on every call) picks webhook, Twilio or
+//! none. Everything but the WIT glue (`component`, wasm32 only) is plain Rust, tested natively.
+
+pub mod provider;
+pub mod twilio;
+pub mod url;
+pub mod webhook;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
