@@ -13,13 +13,26 @@ pub const DEV_USER: &str = "dev-user";
 pub const DEV_ORG: &str = "dev-org";
 const TOKEN_LIFETIME_SECONDS: u64 = 24 * 3600;
 
-/// Settings that make the component trust the development key, and a token signed with it.
+/// Settings that make the component trust the development key, and tokens signed with it.
 pub struct DevIdentity {
     pub env: Vec<(String, String)>,
-    pub token: String,
+    /// One token per requested user, in order; the first is `DEV_USER`'s in `identity`.
+    pub tokens: Vec<String>,
 }
 
+impl DevIdentity {
+    pub fn token(&self) -> &str {
+        self.tokens.first().map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// A development identity with one token, for `DEV_USER`.
 pub fn identity(issuer: &str) -> anyhow::Result<DevIdentity> {
+    identity_for(issuer, &[DEV_USER.to_owned()])
+}
+
+/// A development identity with a token for each of `users` (all in `DEV_ORG`).
+pub fn identity_for(issuer: &str, users: &[String]) -> anyhow::Result<DevIdentity> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let jwks = json!({"keys": [{
         "kty": "OKP", "crv": "Ed25519", "kid": "dev", "use": "sig", "alg": "EdDSA",
@@ -29,19 +42,21 @@ pub fn identity(issuer: &str) -> anyhow::Result<DevIdentity> {
         .duration_since(UNIX_EPOCH)
         .context("system clock before 1970")?
         .as_secs();
-    let claims = json!({
-        "iss": issuer, "sub": DEV_USER, "iat": now, "exp": now + TOKEN_LIFETIME_SECONDS,
-        "urn:zitadel:iam:user:resourceowner:id": DEV_ORG,
-    });
     let der = key.to_pkcs8_der().context("encoding the development key")?;
+    let signing_key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("dev".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-    )
-    .context("signing the development token")?;
+    let tokens = users
+        .iter()
+        .map(|user| {
+            let claims = json!({
+                "iss": issuer, "sub": user, "iat": now, "exp": now + TOKEN_LIFETIME_SECONDS,
+                "urn:zitadel:iam:user:resourceowner:id": DEV_ORG,
+            });
+            jsonwebtoken::encode(&header, &claims, &signing_key)
+                .context("signing a development token")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut secret = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let env = vec![
@@ -49,7 +64,7 @@ pub fn identity(issuer: &str) -> anyhow::Result<DevIdentity> {
         ("AUTH_JWKS".to_owned(), jwks.to_string()),
         ("PHONE_CODE_SECRET".to_owned(), hex::encode(secret)),
     ];
-    Ok(DevIdentity { env, token })
+    Ok(DevIdentity { env, tokens })
 }
 
 /// What to tell the developer at start-up.

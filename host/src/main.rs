@@ -24,7 +24,12 @@ SMS, codes included, are printed to stderr.
 The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.
 --dev trusts a throwaway signing key instead of AUTH_ISSUER/AUTH_JWKS and prints a token
 (also written to --token-file). Never use it in production.
-SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, and exits 0.";
+SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, and exits 0.
+
+usage: set-my-phone-host dev-identity --issuer URL [--users N] [--tokens-file PATH]
+Prints `export` lines (AUTH_ISSUER, AUTH_JWKS, PHONE_CODE_SECRET, TOKEN) that make a component
+trust a throwaway key, for hosts such as `wasmtime serve`; writes one token per user (users
+bench-user-1..N of org dev-org) to --tokens-file. For trying out and benchmarks only.";
 
 /// The store used without `--store`.
 const DEFAULT_STORE: &str = "redb:data/set-my-phone.redb";
@@ -102,12 +107,63 @@ struct Options {
 /// What the command line asks for.
 enum Command {
     Serve(Options),
+    /// `dev-identity --issuer URL [--users N] [--tokens-file PATH]`: prints shell `export`
+    /// lines that make a component trust a throwaway key, and writes one token per user.
+    DevIdentity {
+        issuer: String,
+        users: usize,
+        tokens_file: Option<PathBuf>,
+    },
     Help,
+}
+
+fn parse_dev_identity(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+    let (mut issuer, mut users, mut tokens_file) = (None, 1, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--issuer" => issuer = Some(args.next().context("--issuer needs a URL")?),
+            "--users" => {
+                let n = args.next().context("--users needs a number")?;
+                users = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .with_context(|| format!("--users {n:?} is not a number from 1 to 10000"))?;
+            }
+            "--tokens-file" => {
+                tokens_file = Some(PathBuf::from(
+                    args.next().context("--tokens-file needs a path")?,
+                ));
+            }
+            other => bail!("unknown option {other:?}"),
+        }
+    }
+    Ok(Command::DevIdentity {
+        issuer: issuer.context("missing --issuer URL")?,
+        users,
+        tokens_file,
+    })
+}
+
+/// Prints the development identity as `export NAME='value'` lines (values hold no `'`).
+fn dev_identity(issuer: &str, users: usize, tokens_file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let names: Vec<String> = (1..=users).map(|n| format!("bench-user-{n}")).collect();
+    let identity = dev::identity_for(issuer, &names)?;
+    for (name, value) in &identity.env {
+        println!("export {name}='{value}'");
+    }
+    println!("export TOKEN='{}'", identity.token());
+    if let Some(path) = tokens_file {
+        std::fs::write(path, identity.tokens.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     match args.next().as_deref() {
         Some("serve") => {}
+        Some("dev-identity") => return parse_dev_identity(args),
         Some("--help" | "-h" | "help") => return Ok(Command::Help),
         Some(other) => bail!("unknown command {other:?}"),
         None => bail!("missing command"),
@@ -189,12 +245,13 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     if options.dev {
         let identity = dev::identity(&base_url)?;
         env.retain(|(name, _)| !identity.env.iter().any(|(dev_name, _)| dev_name == name));
+        let token = identity.token().to_owned();
         env.extend(identity.env);
         if let Some(path) = &options.token_file {
-            std::fs::write(path, &identity.token)
+            std::fs::write(path, &token)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        dev_token = Some(identity.token);
+        dev_token = Some(token);
     }
     let mut stores = vec!["default".to_owned()];
     if let Some((_, label)) = env.iter().find(|(name, _)| name == "KV_STORE")
@@ -269,6 +326,19 @@ fn one_line(err: &anyhow::Error) -> String {
 async fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
         Ok(Command::Serve(options)) => options,
+        Ok(Command::DevIdentity {
+            issuer,
+            users,
+            tokens_file,
+        }) => {
+            return match dev_identity(&issuer, users, tokens_file.as_ref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("set-my-phone-host: error: {}", one_line(&err));
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -186,12 +186,7 @@ impl HostBuilder {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading component {}", self.wasm.display()))?;
 
-        let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::store::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
-        bindings::atomics::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
-        bindings::sender::add_to_linker::<State, Sms>(&mut linker, sms_view)?;
+        let linker = linker(&engine)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component is not a wasi:http proxy")?;
@@ -224,8 +219,19 @@ pub struct Host {
     shutdown_timeout: Duration,
 }
 
+/// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
+pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
+    let mut linker = Linker::<State>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::store::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
+    bindings::atomics::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
+    bindings::sender::add_to_linker::<State, Sms>(&mut linker, sms_view)?;
+    Ok(linker)
+}
+
 /// One request's store data.
-struct State {
+pub(crate) struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -425,8 +431,18 @@ impl Host {
     }
 
     fn new_state(&self) -> State {
+        State::new(&self.env, self.keyvalue.clone(), Arc::clone(&self.sms))
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        env: &[(String, String)],
+        keyvalue: KeyValueCtx,
+        sms: Arc<dyn SmsSender>,
+    ) -> State {
         let wasi = WasiCtx::builder()
-            .envs(&self.env)
+            .envs(env)
             .inherit_stdout()
             .inherit_stderr()
             .build();
@@ -434,8 +450,8 @@ impl Host {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            keyvalue: self.keyvalue.clone(),
-            sms: Arc::clone(&self.sms),
+            keyvalue,
+            sms,
         }
     }
 }

@@ -10,9 +10,12 @@
 mod support;
 mod tokens;
 
+mod artifacts;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod fake_http;
 mod grpc;
 mod lifecycle;
 mod set_my_phone;
+mod wasmtime_serve;

@@ -29,6 +29,19 @@ pub fn wasm_path() -> PathBuf {
     path
 }
 
+/// A shipped artifact from `scripts/build-artifacts` (under target/artifacts).
+pub fn artifact_path(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/artifacts")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-artifacts (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// Compiles the component once before tests start hosts in parallel, so that the
 /// compilation cache serves them all.
 fn warm_cache() {
@@ -76,9 +89,14 @@ pub async fn start() -> TestHost {
 
 pub async fn start_with_env(env: Vec<(String, String)>) -> TestHost {
     warm_cache();
+    start_wasm(wasm_path(), env).await
+}
+
+/// Serves the component at `wasm` (the core, or a composed artifact).
+pub async fn start_wasm(wasm: PathBuf, env: Vec<(String, String)>) -> TestHost {
     let store = MemoryBackend::new();
     let sms = RecordingSms::new();
-    let running = HostBuilder::new(wasm_path())
+    let running = HostBuilder::new(wasm)
         .envs(env)
         .backend(Arc::new(store.clone()))
         .sms(Arc::new(sms.clone()))

@@ -2,7 +2,6 @@
 //! and pre-initialises them, so hosts we did not write run them as they are.
 
 mod compose;
-mod preinit;
 
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
@@ -16,7 +15,9 @@ Writes into DIR:
                                    (key-value from the host: Spin, the reference host)
   set-my-phone-wasmtime-serve.wasm core + SMS provider + file-backed key-value, pre-initialised
                                    (for `wasmtime serve -Scli --dir DATA::/data`)
-  set-my-phone-slow.wasm           the first one without pre-initialisation (benchmark baseline)";
+  set-my-phone-wasmtime-serve-slow.wasm  the same without pre-initialisation (benchmark baseline)
+  set-my-phone-core-initialised.wasm     the pre-initialised core alone (imports key-value and
+                                   sms: the reference host provides both, SMS printed)";
 
 struct Options {
     core: PathBuf,
@@ -61,19 +62,24 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 async fn artifacts(options: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("cannot create {}", options.out.display()))?;
-    let draft2 = compose::plug(&options.core, &[&options.sms])?;
-    let serve = compose::plug(&options.core, &[&options.sms, &options.kv])?;
-    write(&options.out, "set-my-phone-slow.wasm", &draft2)?;
+    // Wizer snapshots flat components only, so the core is pre-initialised before composing.
+    let core = std::fs::read(&options.core)
+        .with_context(|| format!("cannot read {}", options.core.display()))?;
+    let ready = options.out.join("set-my-phone-core-initialised.wasm");
+    write(
+        &options.out,
+        "set-my-phone-core-initialised.wasm",
+        &set_my_phone_host::preinit::preinitialize(&core).await?,
+    )?;
+    let slow = compose::plug(&options.core, &[&options.sms, &options.kv])?;
+    write(&options.out, "set-my-phone-wasmtime-serve-slow.wasm", &slow)?;
     write(
         &options.out,
         "set-my-phone.wasm",
-        &preinit::initialize(&draft2).await?,
+        &compose::plug(&ready, &[&options.sms])?,
     )?;
-    write(
-        &options.out,
-        "set-my-phone-wasmtime-serve.wasm",
-        &preinit::initialize(&serve).await?,
-    )?;
+    let serve = compose::plug(&ready, &[&options.sms, &options.kv])?;
+    write(&options.out, "set-my-phone-wasmtime-serve.wasm", &serve)?;
     Ok(())
 }
 

@@ -1,0 +1,245 @@
+//! The real `wasmtime serve` (wasmtime-cli 48) running the artifact built for it: core + SMS
+//! provider + file-backed key-value over a preopened directory. Nothing of ours hosts it.
+
+use crate::fake_http::FakeServer;
+use crate::support::{self, Answer};
+use crate::tokens;
+use futures::future::join_all;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const ARTIFACT: &str = "set-my-phone-wasmtime-serve.wasm";
+const SIGNING_KEY: &str = "serve-signing-key";
+
+/// `wasmtime` from `WASMTIME`, PATH or ~/.cargo/bin; .ci/run installs wasmtime-cli@48.0.8.
+fn wasmtime_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMTIME") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("wasmtime"))
+        .find(|candidate| candidate.exists());
+    let cargo_bin =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/wasmtime"));
+    on_path.or(cargo_bin.filter(|p| p.exists())).expect(
+        "wasmtime is not installed: cargo install wasmtime-cli@48.0.8 --locked (.ci/run does)",
+    )
+}
+
+/// A `wasmtime serve` process, killed on drop.
+struct Serve {
+    child: Child,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Serve {
+    async fn start(data: &Path, env: &[(String, String)]) -> Serve {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut command = Command::new(wasmtime_binary());
+        command.args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "-Scli",
+            "--dir",
+        ]);
+        command.arg(format!("{}::/data", data.display()));
+        for (name, value) in env {
+            command.arg("--env").arg(format!("{name}={value}"));
+        }
+        command.arg(support::artifact_path(ARTIFACT));
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("wasmtime serve starts");
+        let serve = Serve {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return serve;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("wasmtime serve did not listen on {port}");
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        user: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.url, support::PHONE_URL))
+            .header("authorization", format!("Bearer {}", tokens::token(user)));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("wasmtime serve answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn set(&self, user: &str, phone: &str) -> Answer {
+        self.request(
+            reqwest::Method::PUT,
+            user,
+            Some(serde_json::json!({ "phone": phone })),
+        )
+        .await
+    }
+
+    async fn get(&self, user: &str) -> Answer {
+        self.request(reqwest::Method::GET, user, None).await
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env(webhook: &str) -> Vec<(String, String)> {
+    let mut env = support::base_env();
+    env.extend([
+        ("SMS_PROVIDER".to_string(), "webhook".to_string()),
+        ("SMS_WEBHOOK_URL".into(), format!("{webhook}/sms")),
+        ("SMS_WEBHOOK_SIGNING_KEY".into(), SIGNING_KEY.into()),
+    ]);
+    env
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("wasmtime-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("data dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_persists_and_delivers_by_webhook() {
+    let receiver = FakeServer::start(200, "{}").await;
+    let data = data_dir("persist");
+    let serve = Serve::start(&data, &env(&receiver.url)).await;
+
+    let set = serve.set("sam", "+41 71 000 00 30").await;
+    assert_eq!((set.status, set.sequence()), (200, 2), "{:?}", set.body);
+    let get = serve.get("sam").await;
+    assert_eq!(
+        get.body["phone"],
+        serde_json::json!({"phone": "+41710000030", "isPhoneVerified": false})
+    );
+    let unchanged = serve.set("sam", "+41710000030").await;
+    assert_eq!((unchanged.status, unchanged.code()), (400, 9));
+
+    // The webhook was called after the answer; give it a moment (bounded).
+    let mut requests = receiver.requests();
+    for _ in 0..100 {
+        if !requests.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        requests = receiver.requests();
+    }
+    assert_eq!(requests.len(), 1, "one SMS");
+    let request = &requests[0];
+    let signature = request.headers["zitadel-signature"]
+        .to_str()
+        .expect("ascii");
+    let (t, v1) = signature.split_once(",v1=").expect("t=…,v1=…");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SIGNING_KEY.as_bytes()).expect("key");
+    mac.update(format!("{}.", t.trim_start_matches("t=")).as_bytes());
+    mac.update(&request.body);
+    assert_eq!(
+        hex::encode(mac.finalize().into_bytes()),
+        v1,
+        "signature verifies"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+    assert_eq!(body["args"]["code"].as_str().map(str::len), Some(6));
+
+    // Restart on the same directory: the record is still there and the sequence goes on.
+    drop(serve);
+    let serve = Serve::start(&data, &env(&receiver.url)).await;
+    let get = serve.get("sam").await;
+    assert_eq!(
+        (get.body["phone"]["phone"].as_str(), get.sequence()),
+        (Some("+41710000030"), 2)
+    );
+    let again = serve.set("sam", "+41 71 000 00 31").await;
+    assert_eq!((again.status, again.sequence()), (200, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_lose_nothing_on_the_file_store() {
+    let receiver = FakeServer::start(200, "{}").await;
+    let data = data_dir("race");
+    let serve = Serve::start(&data, &env(&receiver.url)).await;
+    const REQUESTS: usize = 24;
+    let answers = join_all((0..REQUESTS).map(|i| {
+        let serve = &serve;
+        async move {
+            (
+                i,
+                serve.set("crowd", &format!("+41 71 003 00 {i:02}")).await,
+            )
+        }
+    }))
+    .await;
+    let mut sequences = HashSet::new();
+    let mut winners = Vec::new();
+    for (i, answer) in &answers {
+        match answer.status {
+            200 => {
+                assert!(
+                    sequences.insert(answer.sequence()),
+                    "sequence {} twice",
+                    answer.sequence()
+                );
+                winners.push((answer.sequence(), *i));
+            }
+            409 => assert_eq!(answer.code(), 10),
+            other => panic!("request {i}: {other} {:?}", answer.body),
+        }
+    }
+    assert!(!winners.is_empty());
+    let get = serve.get("crowd").await;
+    let (last_sequence, last) = winners.iter().max().copied().expect("a winner");
+    assert_eq!(get.sequence(), last_sequence);
+    assert_eq!(
+        last_sequence as usize,
+        2 * winners.len(),
+        "every success counted exactly twice"
+    );
+    assert_eq!(get.body["phone"]["phone"], format!("+417100300{last:02}"));
+}
