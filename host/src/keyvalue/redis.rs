@@ -19,7 +19,7 @@ use super::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
 const PREFIX: &str = "set-my-phone:";
 
 /// Default limit of one operation, round trips and reconnection included.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Keys asked for per `SCAN` round trip.
 const SCAN_COUNT: usize = 1000;
@@ -105,7 +105,7 @@ fn escape_glob(text: &str) -> String {
 }
 
 impl RedisBackend {
-    /// A backend for the Redis at `url` (`redis://host:port[/db]`), with a 2 s limit per operation;
+    /// A backend for the Redis at `url` (`redis://host:port[/db]`), with a 4 s limit per operation;
     /// call it inside a Tokio runtime.
     ///
     /// Fails only on a malformed URL: the connection is made on first use and remade whenever it
