@@ -280,17 +280,21 @@ pub(crate) mod tests {
         })
     }
 
+    fn fixtures() -> (MemoryKv, FixedClock, crate::code::tests::CountingRandom) {
+        (
+            MemoryKv::default(),
+            FixedClock(Cell::new(10)),
+            crate::code::tests::CountingRandom(Cell::new(0)),
+        )
+    }
+
     fn updater<'a>(kv: &'a MemoryKv, clock: &'a FixedClock, random: &'a dyn Random) -> Updater<'a> {
         Updater { kv, clock, random }
     }
 
     #[test]
     fn an_update_writes_once_and_records_its_operation() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         let updated = updater(&kv, &clock, &random)
             .update("k", "op", bump)
             .unwrap();
@@ -302,11 +306,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_swap_that_wrote_but_reported_failure_is_not_applied_twice() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         kv.write_then_conflict.set(true);
         let updated = updater(&kv, &clock, &random)
             .update("k", "op", bump)
@@ -325,11 +325,7 @@ pub(crate) mod tests {
 
     #[test]
     fn conflicts_are_retried_on_the_fresh_value() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         updater(&kv, &clock, &random)
             .update("k", "first", bump)
             .unwrap();
@@ -343,11 +339,7 @@ pub(crate) mod tests {
 
     #[test]
     fn endless_conflicts_give_up_cleanly() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         updater(&kv, &clock, &random)
             .update("k", "first", bump)
             .unwrap();
@@ -364,11 +356,7 @@ pub(crate) mod tests {
 
     #[test]
     fn store_errors_on_swap_surface_as_unavailable() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         kv.swap_store_error.set(true);
         let result = updater(&kv, &clock, &random).update("k", "op", bump);
         assert!(matches!(result, Err(Error::StoreUnavailable(_))));
@@ -377,11 +365,7 @@ pub(crate) mod tests {
 
     #[test]
     fn corrupt_records_are_reported_not_overwritten() {
-        let (kv, clock, random) = (
-            MemoryKv::default(),
-            FixedClock(Cell::new(10)),
-            crate::code::tests::CountingRandom(Cell::new(0)),
-        );
+        let (kv, clock, random) = fixtures();
         kv.data
             .borrow_mut()
             .insert("k".into(), (1, b"garbage".to_vec()));
