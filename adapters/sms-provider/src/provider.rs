@@ -3,14 +3,18 @@
 use crate::url::Url;
 use crate::{twilio, webhook};
 
-/// Time allowed for one delivery, connection to last byte.
+/// Time allowed for one delivery: connecting, sending, and reading the whole answer.
 pub const TIMEOUT_MS: u64 = 5_000;
-/// Largest provider answer read.
+/// Largest provider answer read; the rest is ignored.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What `send` answers when `SMS_PROVIDER` is `none` or unset.
+pub const NOT_CONFIGURED: &str = "no SMS provider configured (SMS_PROVIDER=none)";
 
 /// One message, as the `sender` interface hands it over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// E.164, e.g. `+41710000000`.
     pub recipient: String,
     pub text: String,
     pub code: String,
@@ -18,53 +22,76 @@ pub struct Message {
     pub org_id: String,
 }
 
+/// Why a message was not sent (mirrors the WIT `send-error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendError {
     Retryable(String),
     Permanent(String),
 }
 
-/// An HTTP request to make.
+/// An HTTP `POST` to make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     pub url: Url,
+    /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
-/// A provider's answer.
+impl Outgoing {
+    /// The value of header `name` (lower case), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A provider's answer (at most `MAX_RESPONSE_BYTES` of its body).
+#[derive(Clone, Debug, Default)]
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
-/// What a configured provider does with a message.
-pub enum Plan {
-    /// Nothing to send: the permanent error says why.
-    Skip(SendError),
-    Send {
-        request: Outgoing,
-        provider: Provider,
-    },
+impl Answer {
+    /// The first value of header `name`, compared without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
+/// The providers that talk HTTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
     Webhook,
     Twilio,
 }
 
+/// What to do with a message under the current settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to send; the (permanent) error says why.
+    Skip(SendError),
+    /// Make `request`, then read the answer with [`interpret`].
+    Send {
+        request: Outgoing,
+        provider: Provider,
+    },
+}
+
 /// Reads the settings through `env` and prepares the request for `message`; `now` is unix
-/// seconds (the webhook signs it).
+/// seconds (the webhook signs it). Blank settings count as unset.
 pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -> Plan {
     let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    let prepared = match get("SMS_PROVIDER").as_deref().map(str::trim) {
-        None | Some("none") => {
-            return Plan::Skip(SendError::Permanent(
-                "no SMS provider configured (SMS_PROVIDER=none)".into(),
-            ));
-        }
+    let chosen = get("SMS_PROVIDER").map(|v| v.trim().to_ascii_lowercase());
+    let prepared = match chosen.as_deref() {
+        None | Some("none") => Err(SendError::Permanent(NOT_CONFIGURED.into())),
         Some("webhook") => webhook::request(&get, message, now).map(|r| (r, Provider::Webhook)),
         Some("twilio") => twilio::request(&get, message).map(|r| (r, Provider::Twilio)),
         Some(_) => Err(setting("SMS_PROVIDER", "must be none, webhook or twilio")),
@@ -75,31 +102,39 @@ pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -
     }
 }
 
-/// A missing or bad setting: permanent until someone fixes it. Names the variable, not its value.
+/// A missing or bad setting: permanent until someone fixes it. Names the variable, never its
+/// value (it may be a secret).
 pub fn setting(variable: &str, problem: &str) -> SendError {
     SendError::Permanent(format!("{variable} {problem}"))
 }
 
-/// Maps a provider's answer to a message id or an error saying whether retrying can help.
-pub fn interpret(provider: Provider, answer: &Answer) -> Result<String, SendError> {
+/// Maps a provider's answer to a message id or an error saying whether retrying can help;
+/// `now` (unix seconds) names messages whose provider gave no id.
+pub fn interpret(provider: Provider, answer: &Answer, now: u64) -> Result<String, SendError> {
     match provider {
-        Provider::Webhook => webhook::interpret(answer),
-        Provider::Twilio => twilio::interpret(answer),
+        Provider::Webhook => webhook::interpret(answer, now),
+        Provider::Twilio => twilio::interpret(answer, now),
     }
 }
 
-/// 4xx means the request itself is wrong; anything else unsuccessful may pass later.
+/// An unsuccessful status: 4xx means the request itself is wrong (and 3xx that the URL is:
+/// redirects are not followed), so retrying cannot help; 5xx and anything else may pass later.
 pub fn failure(status: u16, detail: &str) -> SendError {
     let text = if detail.is_empty() {
         format!("provider answered {status}")
     } else {
         format!("provider answered {status}: {detail}")
     };
-    if (400..500).contains(&status) {
+    if (300..500).contains(&status) {
         SendError::Permanent(text)
     } else {
         SendError::Retryable(text)
     }
+}
+
+/// Whether `status` is a success (2xx).
+pub fn success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 #[cfg(test)]
@@ -107,10 +142,10 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    pub fn message() -> Message {
+    fn message() -> Message {
         Message {
             recipient: "+41710000000".into(),
-            text: "A new phone number has been added. Please use the following code to verify it ABC123".into(),
+            text: "Your code is ABC123".into(),
             code: "ABC123".into(),
             user_id: "u1".into(),
             org_id: "o1".into(),
@@ -128,35 +163,87 @@ mod tests {
     fn skipped(plan: Plan) -> String {
         match plan {
             Plan::Skip(SendError::Permanent(why)) => why,
-            _ => panic!("expected a permanent skip"),
+            other => panic!("expected a permanent skip, got {other:?}"),
         }
     }
 
     #[test]
-    fn none_and_bad_settings_are_permanent_and_named() {
-        assert!(skipped(plan_with(&[])).contains("SMS_PROVIDER=none"));
-        assert!(skipped(plan_with(&[("SMS_PROVIDER", "pigeon")])).contains("SMS_PROVIDER"));
-        assert!(skipped(plan_with(&[("SMS_PROVIDER", "webhook")])).contains("SMS_WEBHOOK_URL"));
-        assert!(
-            skipped(plan_with(&[
-                ("SMS_PROVIDER", "webhook"),
-                ("SMS_WEBHOOK_URL", "nope")
-            ]))
-            .contains("SMS_WEBHOOK_URL")
+    fn none_or_unset_sends_nothing_and_says_so() {
+        assert_eq!(skipped(plan_with(&[])), NOT_CONFIGURED);
+        assert_eq!(
+            skipped(plan_with(&[("SMS_PROVIDER", "none")])),
+            NOT_CONFIGURED
         );
-        let twilio = skipped(plan_with(&[
+        assert_eq!(skipped(plan_with(&[("SMS_PROVIDER", " ")])), NOT_CONFIGURED);
+    }
+
+    #[test]
+    fn bad_settings_are_permanent_and_named_without_values() {
+        let why = skipped(plan_with(&[("SMS_PROVIDER", "pigeon")]));
+        assert!(
+            why.contains("SMS_PROVIDER") && !why.contains("pigeon"),
+            "{why}"
+        );
+        let why = skipped(plan_with(&[("SMS_PROVIDER", "webhook")]));
+        assert!(why.contains("SMS_WEBHOOK_URL"), "{why}");
+        let why = skipped(plan_with(&[
+            ("SMS_PROVIDER", "webhook"),
+            ("SMS_WEBHOOK_URL", "secret-not-a-url"),
+        ]));
+        assert!(
+            why.contains("SMS_WEBHOOK_URL") && !why.contains("secret"),
+            "{why}"
+        );
+        for missing in ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM"] {
+            let settings: Vec<(&str, &str)> = [
+                ("SMS_PROVIDER", "twilio"),
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_AUTH_TOKEN", "secret-token"),
+                ("TWILIO_FROM", "+15005550006"),
+            ]
+            .into_iter()
+            .filter(|(k, _)| *k != missing)
+            .collect();
+            let why = skipped(plan_with(&settings));
+            assert!(why.contains(missing) && !why.contains("secret"), "{why}");
+        }
+    }
+
+    #[test]
+    fn configured_providers_plan_a_request() {
+        let plan = plan_with(&[
+            ("SMS_PROVIDER", "Webhook"),
+            ("SMS_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        ]);
+        assert!(
+            matches!(&plan, Plan::Send { provider: Provider::Webhook, request }
+                if request.header("zitadel-signature").is_none()),
+            "{plan:?}"
+        );
+        let plan = plan_with(&[
             ("SMS_PROVIDER", "twilio"),
             ("TWILIO_ACCOUNT_SID", "AC1"),
-            ("TWILIO_FROM", "+1"),
-        ]));
-        assert!(twilio.contains("TWILIO_AUTH_TOKEN"), "{twilio}");
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_FROM", "+15005550006"),
+        ]);
+        assert!(
+            matches!(&plan, Plan::Send { provider: Provider::Twilio, request }
+                if request.url.authority == "api.twilio.com" && request.url.https),
+            "{plan:?}"
+        );
     }
 
     #[test]
     fn status_classes_decide_retrying() {
         assert!(matches!(failure(400, ""), SendError::Permanent(_)));
         assert!(matches!(failure(429, ""), SendError::Permanent(_)));
+        assert!(matches!(failure(301, ""), SendError::Permanent(_)));
         assert!(matches!(failure(500, "x"), SendError::Retryable(_)));
-        assert!(matches!(failure(302, ""), SendError::Retryable(_)));
+        assert!(matches!(failure(503, ""), SendError::Retryable(_)));
+        assert_eq!(
+            failure(404, "gone"),
+            SendError::Permanent("provider answered 404: gone".into())
+        );
+        assert!(success(200) && success(204) && !success(199) && !success(300));
     }
 }

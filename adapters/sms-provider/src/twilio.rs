@@ -1,22 +1,23 @@
 //! Twilio's Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`, form fields
 //! `To`, `From`, `Body`, HTTP Basic auth `sid:token`; the answer's `sid` is the message id.
 
-use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting};
+use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting, success};
 use crate::url::Url;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
 
+/// The Messages API call for `message` under the `TWILIO_*` settings.
 pub fn request(
     get: &dyn Fn(&str) -> Option<String>,
     message: &Message,
 ) -> Result<Outgoing, SendError> {
-    let sid =
-        get("TWILIO_ACCOUNT_SID").ok_or_else(|| setting("TWILIO_ACCOUNT_SID", "is not set"))?;
-    let token =
-        get("TWILIO_AUTH_TOKEN").ok_or_else(|| setting("TWILIO_AUTH_TOKEN", "is not set"))?;
-    let from = get("TWILIO_FROM").ok_or_else(|| setting("TWILIO_FROM", "is not set"))?;
+    let required = |name: &str| get(name).ok_or_else(|| setting(name, "is not set"));
+    let sid = required("TWILIO_ACCOUNT_SID")?;
+    let token = required("TWILIO_AUTH_TOKEN")?;
+    let from = required("TWILIO_FROM")?;
+    // The sid becomes part of the path: letters and digits only (Twilio's are `AC` + hex).
     if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(setting("TWILIO_ACCOUNT_SID", "must be letters and digits"));
     }
@@ -24,12 +25,11 @@ pub fn request(
     let base =
         Url::parse(&base).ok_or_else(|| setting("TWILIO_BASE_URL", "is not an http(s) URL"))?;
     let url = base.join(&format!("/2010-04-01/Accounts/{sid}/Messages.json"));
-    let body = format!(
-        "To={}&From={}&Body={}",
-        form_encode(&message.recipient),
-        form_encode(&from),
-        form_encode(&message.text)
-    );
+    let body = form(&[
+        ("To", &message.recipient),
+        ("From", &from),
+        ("Body", &message.text),
+    ]);
     let headers = vec![
         (
             "content-type".to_string(),
@@ -48,13 +48,23 @@ pub fn request(
     })
 }
 
-/// application/x-www-form-urlencoded: unreserved characters stay, space is `+`, the rest `%XX`.
+/// An `application/x-www-form-urlencoded` body from `fields`, in order.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Form encoding of one name or value: `*-._` and alphanumerics stay, space becomes `+`,
+/// every other byte of the UTF-8 text becomes `%XX` (so `+` is `%2B`).
 pub fn form_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(byte))
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(byte));
             }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
@@ -63,59 +73,91 @@ pub fn form_encode(text: &str) -> String {
     out
 }
 
-pub fn interpret(answer: &Answer) -> Result<String, SendError> {
+/// 2xx: the created message's `sid`; otherwise a classified failure carrying Twilio's
+/// `message` (e.g. "The 'To' number … is not a valid phone number.") when it sent one.
+pub fn interpret(answer: &Answer, now: u64) -> Result<String, SendError> {
     let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let field = |name: &str| {
         json.as_ref()
             .and_then(|j| j.get(name))
-            .and_then(|v| v.as_str())
-            .map(String::from)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
     };
-    if !(200..300).contains(&answer.status) {
+    if !success(answer.status) {
         return Err(failure(
             answer.status,
             &field("message").unwrap_or_default(),
         ));
     }
-    field("sid").ok_or_else(|| SendError::Retryable("Twilio's answer has no message sid".into()))
+    // Accepted without a readable sid: the message is on its way, so report it sent (an error
+    // would invite a retry and a second SMS) under a generated id.
+    Ok(field("sid")
+        .filter(|sid| !sid.is_empty())
+        .unwrap_or_else(|| format!("twilio-{now}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn builds_the_messages_api_call() {
-        let env = |name: &str| match name {
-            "TWILIO_ACCOUNT_SID" => Some("AC123".to_string()),
-            "TWILIO_AUTH_TOKEN" => Some("tok".to_string()),
-            "TWILIO_FROM" => Some("+15005550006".to_string()),
-            "TWILIO_BASE_URL" => Some("http://127.0.0.1:9".to_string()),
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TWILIO_ACCOUNT_SID" => Some("AC123".into()),
+            "TWILIO_AUTH_TOKEN" => Some("tok".into()),
+            "TWILIO_FROM" => Some("+15005550006".into()),
+            "TWILIO_BASE_URL" => Some("http://127.0.0.1:9".into()),
             _ => None,
-        };
-        let message = Message {
+        }
+    }
+
+    fn message() -> Message {
+        Message {
             recipient: "+41710000000".into(),
-            text: "code é 1".into(),
+            text: "Code: é 1+1&x=y".into(),
             code: "1".into(),
             user_id: "u".into(),
             org_id: "o".into(),
-        };
-        let request = request(&env, &message).unwrap();
+        }
+    }
+
+    #[test]
+    fn builds_the_messages_api_call() {
+        let request = request(&env, &message()).unwrap();
+        assert!(!request.url.https);
+        assert_eq!(request.url.authority, "127.0.0.1:9");
         assert_eq!(
             request.url.path_with_query,
             "/2010-04-01/Accounts/AC123/Messages.json"
         );
         assert_eq!(
-            String::from_utf8(request.body).unwrap(),
-            "To=%2B41710000000&From=%2B15005550006&Body=code+%C3%A9+1"
+            String::from_utf8(request.body.clone()).unwrap(),
+            "To=%2B41710000000&From=%2B15005550006&Body=Code%3A+%C3%A9+1%2B1%26x%3Dy"
         );
-        let auth = &request
-            .headers
-            .iter()
-            .find(|(n, _)| n == "authorization")
-            .unwrap()
-            .1;
-        assert_eq!(auth, "Basic QUMxMjM6dG9r");
+        // base64("AC123:tok"), computed with `printf AC123:tok | base64`.
+        assert_eq!(request.header("authorization"), Some("Basic QUMxMjM6dG9r"));
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+    }
+
+    #[test]
+    fn base_url_defaults_to_twilio_and_sid_is_checked() {
+        let default = |name: &str| match name {
+            "TWILIO_BASE_URL" => None,
+            other => env(other),
+        };
+        let request = request(&default, &message()).unwrap();
+        assert!(request.url.https);
+        assert_eq!(request.url.authority, "api.twilio.com");
+        let sneaky = |name: &str| match name {
+            "TWILIO_ACCOUNT_SID" => Some("AC1/../x".into()),
+            other => env(other),
+        };
+        assert!(matches!(
+            super::request(&sneaky, &message()),
+            Err(SendError::Permanent(why)) if why.contains("TWILIO_ACCOUNT_SID") && !why.contains("..")
+        ));
     }
 
     #[test]
@@ -126,18 +168,31 @@ mod tests {
             body: body.as_bytes().to_vec(),
         };
         assert_eq!(
-            interpret(&answer(201, r#"{"sid":"SM1"}"#)),
+            interpret(&answer(201, r#"{"sid":"SM1","status":"queued"}"#), 7),
             Ok("SM1".into())
         );
-        match interpret(&answer(
-            400,
-            r#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#,
-        )) {
-            Err(SendError::Permanent(why)) => assert!(why.contains("Invalid 'To'"), "{why}"),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            interpret(&answer(201, "not json"), 7),
+            Ok("twilio-7".into())
+        );
+        assert_eq!(
+            interpret(
+                &answer(
+                    400,
+                    r#"{"code":21211,"message":"Invalid 'To' Phone Number","status":400}"#
+                ),
+                7
+            ),
+            Err(SendError::Permanent(
+                "provider answered 400: Invalid 'To' Phone Number".into()
+            ))
+        );
+        assert_eq!(
+            interpret(&answer(401, ""), 7),
+            Err(SendError::Permanent("provider answered 401".into()))
+        );
         assert!(matches!(
-            interpret(&answer(503, "")),
+            interpret(&answer(503, ""), 7),
             Err(SendError::Retryable(_))
         ));
     }

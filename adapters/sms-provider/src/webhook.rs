@@ -1,12 +1,20 @@
 //! ZITADEL's HTTP SMS provider, byte-compatible: the JSON body upstream posts and its
 //! `ZITADEL-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>` header.
 
-use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting};
+use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting, success};
 use crate::url::Url;
 use hmac::{Hmac, Mac};
-use serde_json::json;
 use sha2::Sha256;
 
+/// The event upstream names in `contextInfo.eventType` for a phone verification code.
+pub const EVENT_TYPE: &str = "user.human.phone.code.added";
+/// Our entry in `contextInfo.provider`.
+const PROVIDER_ID: &str = "set-my-phone";
+const PROVIDER_DESCRIPTION: &str = "webhook";
+/// Response header a receiver may use to name the message it accepted.
+const MESSAGE_ID_HEADER: &str = "x-message-id";
+
+/// The signed JSON `POST` to `SMS_WEBHOOK_URL`; `now` is unix seconds.
 pub fn request(
     get: &dyn Fn(&str) -> Option<String>,
     message: &Message,
@@ -15,17 +23,7 @@ pub fn request(
     let url = get("SMS_WEBHOOK_URL").ok_or_else(|| setting("SMS_WEBHOOK_URL", "is not set"))?;
     let url =
         Url::parse(&url).ok_or_else(|| setting("SMS_WEBHOOK_URL", "is not an http(s) URL"))?;
-    let body = json!({
-        "contextInfo": {
-            "recipientPhoneNumber": message.recipient,
-            "eventType": "user.human.phone.code.added",
-            "provider": {"id": "set-my-phone", "description": "webhook"},
-        },
-        "templateData": {"text": message.text},
-        "args": {"code": message.code, "userID": message.user_id, "orgID": message.org_id},
-    })
-    .to_string()
-    .into_bytes();
+    let body = body(message).into_bytes();
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(key) = get("SMS_WEBHOOK_SIGNING_KEY") {
         headers.push((
@@ -36,67 +34,111 @@ pub fn request(
     Ok(Outgoing { url, headers, body })
 }
 
-/// `t=<now>,v1=<hex HMAC-SHA256(key, "<now>.<body>")>`.
-pub fn signature(key: &[u8], now: u64, body: &[u8]) -> String {
-    // HMAC takes keys of any length: new_from_slice cannot fail; an empty MAC would not verify.
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
-        return String::new();
-    };
-    mac.update(format!("{now}.").as_bytes());
-    mac.update(body);
-    format!("t={now},v1={}", hex::encode(mac.finalize().into_bytes()))
+/// Upstream's body, fields in upstream's order: `contextInfo`, `templateData`, `args`.
+pub fn body(message: &Message) -> String {
+    format!(
+        concat!(
+            r#"{{"contextInfo":{{"recipientPhoneNumber":{},"eventType":{},"#,
+            r#""provider":{{"id":{},"description":{}}}}},"#,
+            r#""templateData":{{"text":{}}},"#,
+            r#""args":{{"code":{},"userID":{},"orgID":{}}}}}"#,
+        ),
+        json_string(&message.recipient),
+        json_string(EVENT_TYPE),
+        json_string(PROVIDER_ID),
+        json_string(PROVIDER_DESCRIPTION),
+        json_string(&message.text),
+        json_string(&message.code),
+        json_string(&message.user_id),
+        json_string(&message.org_id),
+    )
 }
 
-pub fn interpret(answer: &Answer) -> Result<String, SendError> {
-    if !(200..300).contains(&answer.status) {
+/// `text` as a quoted, escaped JSON string.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+/// `t=<now>,v1=<lowercase hex HMAC-SHA256(key, "<now>.<body>")>`.
+pub fn signature(key: &[u8], now: u64, body: &[u8]) -> String {
+    let digest = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(format!("{now}.").as_bytes());
+            mac.update(body);
+            hex::encode(mac.finalize().into_bytes())
+        }
+        // HMAC accepts keys of any length, so this cannot happen; an empty v1 fails to verify.
+        Err(_) => String::new(),
+    };
+    format!("t={now},v1={digest}")
+}
+
+/// 2xx: the receiver's `x-message-id`, else `webhook-<now>`; otherwise a classified failure.
+pub fn interpret(answer: &Answer, now: u64) -> Result<String, SendError> {
+    if !success(answer.status) {
         return Err(failure(answer.status, ""));
     }
-    let id = answer
-        .headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("x-message-id"))
-        .map(|(_, v)| v.clone());
-    Ok(id.unwrap_or_else(|| "webhook".into()))
+    Ok(answer
+        .header(MESSAGE_ID_HEADER)
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map_or_else(|| format!("webhook-{now}"), str::to_owned))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn body_and_signature_match_upstream() {
-        let env = |name: &str| match name {
-            "SMS_WEBHOOK_URL" => Some("http://127.0.0.1:9/hook".to_string()),
-            "SMS_WEBHOOK_SIGNING_KEY" => Some("key".to_string()),
-            _ => None,
-        };
-        let message = Message {
+    fn message() -> Message {
+        Message {
             recipient: "+41710000000".into(),
-            text: "code ABC123".into(),
+            text: "Your code is \"ABC123\"\n".into(),
             code: "ABC123".into(),
             user_id: "u1".into(),
             org_id: "o1".into(),
-        };
-        let request = request(&env, &message, 1_700_000_000).unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-        assert_eq!(body["contextInfo"]["recipientPhoneNumber"], "+41710000000");
-        assert_eq!(
-            body["contextInfo"]["eventType"],
-            "user.human.phone.code.added"
+        }
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SMS_WEBHOOK_URL" => Some("http://127.0.0.1:9/hook".into()),
+            "SMS_WEBHOOK_SIGNING_KEY" => Some("key".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn body_has_upstreams_fields_in_upstreams_order() {
+        let expected = concat!(
+            r#"{"contextInfo":{"recipientPhoneNumber":"+41710000000","eventType":"user.human.phone.code.added","#,
+            r#""provider":{"id":"set-my-phone","description":"webhook"}},"#,
+            r#""templateData":{"text":"Your code is \"ABC123\"\n"},"#,
+            r#""args":{"code":"ABC123","userID":"u1","orgID":"o1"}}"#,
         );
-        assert_eq!(body["templateData"]["text"], "code ABC123");
+        assert_eq!(body(&message()), expected);
+        let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
+        assert_eq!(parsed["templateData"]["text"], "Your code is \"ABC123\"\n");
+    }
+
+    #[test]
+    fn request_is_a_signed_json_post() {
+        let request = request(&env, &message(), 1_700_000_000).unwrap();
+        assert_eq!(request.url.authority, "127.0.0.1:9");
+        assert_eq!(request.url.path_with_query, "/hook");
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(request.body, body(&message()).into_bytes());
+        // `printf '%s' "1700000000.$BODY" | openssl dgst -sha256 -hmac key`
         assert_eq!(
-            body["args"],
-            json!({"code": "ABC123", "userID": "u1", "orgID": "o1"})
+            request.header("zitadel-signature"),
+            Some(
+                "t=1700000000,v1=dfd984a5d88f286f31695b43eee391285058320bcee4b93168d510307181390f"
+            )
         );
-        let header = &request
-            .headers
-            .iter()
-            .find(|(n, _)| n == "zitadel-signature")
-            .unwrap()
-            .1;
-        assert_eq!(header, &signature(b"key", 1_700_000_000, &request.body));
-        // HMAC-SHA256("key", "1.{}") computed independently (Python hmac module).
+    }
+
+    #[test]
+    fn signature_matches_an_independent_hmac() {
+        // `printf '1.{}' | openssl dgst -sha256 -hmac key`
         assert_eq!(
             signature(b"key", 1, b"{}"),
             "t=1,v1=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"
@@ -111,16 +153,16 @@ mod tests {
             body: Vec::new(),
         };
         assert_eq!(
-            interpret(&answer(200, vec![("X-Message-Id".into(), "m1".into())])),
+            interpret(&answer(200, vec![("X-Message-Id".into(), "m1".into())]), 7),
             Ok("m1".into())
         );
-        assert_eq!(interpret(&answer(204, vec![])), Ok("webhook".into()));
+        assert_eq!(interpret(&answer(204, vec![]), 7), Ok("webhook-7".into()));
         assert!(matches!(
-            interpret(&answer(404, vec![])),
+            interpret(&answer(404, vec![]), 7),
             Err(SendError::Permanent(_))
         ));
         assert!(matches!(
-            interpret(&answer(502, vec![])),
+            interpret(&answer(502, vec![]), 7),
             Err(SendError::Retryable(_))
         ));
     }
