@@ -86,7 +86,9 @@ impl Config {
                 )
             })?,
         };
-        let sms_provider = match get("SMS_PROVIDER").as_deref().map(str::trim) {
+        // Case-insensitive, as the SMS provider component reads it.
+        let provider_name = get("SMS_PROVIDER").map(|name| name.trim().to_ascii_lowercase());
+        let sms_provider = match provider_name.as_deref() {
             None | Some("none") => SmsProvider::None,
             Some("webhook") => SmsProvider::Webhook,
             Some("twilio") => SmsProvider::Twilio,
