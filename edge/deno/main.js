@@ -1,0 +1,22 @@
+// set-my-phone on Deno (and Deno Deploy): serves the transpiled component (./gen, made by
+// build.js) with Deno.serve, its key-value store on Deno KV.
+//
+//   deno run --unstable-kv --allow-read --allow-env --allow-net main.js
+//
+// Settings come from the environment (AUTH_*, PHONE_*, SMS_*, TWILIO_*, KV_STORE; see the
+// repository's README). DENO_KV_PATH picks a local Deno KV file (default: Deno's own
+// default, which on Deno Deploy is the project's database); PORT the local port (8000).
+
+import { instantiate } from "./gen/set-my-phone.js";
+import { createHost } from "./src/host.js";
+
+const gen = new URL("./gen/", import.meta.url);
+const kv = await Deno.openKv(Deno.env.get("DENO_KV_PATH") || undefined);
+const host = createHost({
+  instantiate,
+  compileCore: async (name) => WebAssembly.compile(await Deno.readFile(new URL(name, gen))),
+  kv,
+  maxInstances: Number(Deno.env.get("SET_MY_PHONE_INSTANCES") || 16),
+});
+
+Deno.serve({ port: Number(Deno.env.get("PORT") || 8000) }, host.handle);
