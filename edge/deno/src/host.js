@@ -27,6 +27,7 @@ function errorResponse(status, code, message) {
  * @param {typeof fetch} [options.fetch]
  * @param {number} [options.maxInstances] instances running at once (others queue)
  * @param {(line: string) => void} [options.log]
+ * @param {object} [options.extraImports] interfaces beyond wasi:* (see makeImports)
  */
 export function createHost({
   instantiate,
@@ -36,9 +37,10 @@ export function createHost({
   fetch,
   maxInstances = 16,
   log = (line) => console.error(line),
+  extraImports,
 }) {
   const environment = () => serviceEnvironment(env ?? Deno.env.toObject());
-  const imports = makeImports({ kv, environment, fetch, log });
+  const imports = makeImports({ kv, environment, fetch, log, extra: extraImports });
   const modules = new Map();
   const getCoreModule = (name) => {
     if (!modules.has(name)) modules.set(name, compileCore(name));

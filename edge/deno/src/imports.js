@@ -78,8 +78,16 @@ class ComponentExit extends Error {}
  * @param {() => [string, string][]} options.environment what wasi:cli/environment returns
  * @param {typeof fetch} [options.fetch] for wasi:http/outgoing-handler
  * @param {(line: string) => void} [options.log] component stderr/stdout lines
+ * @param {object} [options.extra] more interfaces by name (e.g. a JS `set-my-phone:sms/sender`
+ *   for the bare core)
  */
-export function makeImports({ kv, environment, fetch, log = (line) => console.error(line) }) {
+export function makeImports({
+  kv,
+  environment,
+  fetch,
+  log = (line) => console.error(line),
+  extra = {},
+}) {
   const stderr = consoleSink(log);
   const keyvalue = keyValue(kv);
   const interfaces = {
@@ -159,6 +167,7 @@ export function makeImports({ kv, environment, fetch, log = (line) => console.er
     "wasi:http/outgoing-handler": outgoingHandler({ fetch }),
     "wasi:keyvalue/store": keyvalue.store,
     "wasi:keyvalue/atomics": keyvalue.atomics,
+    ...extra,
   };
   // jco looks imports up by the name the component uses, with or without its version.
   return new Proxy(interfaces, {
