@@ -547,7 +547,7 @@ export function outgoingHandler({ fetch: fetchImpl = globalThis.fetch, allow } =
           return await fetchImpl(url, {
             method,
             headers,
-            body: bytes && bytes.length ? bytes : method === "GET" || method === "HEAD" ? undefined : bytes,
+            body: method === "GET" || method === "HEAD" ? undefined : bytes ?? undefined,
             signal: controller.signal,
             redirect: "manual",
           });
@@ -557,7 +557,7 @@ export function outgoingHandler({ fetch: fetchImpl = globalThis.fetch, allow } =
           clearTimeout(timer);
         }
       }, (error) => {
-        throw { tag: "HTTP-request-body-size", val: undefined, cause: error };
+        throw { tag: "internal-error", val: `request body: ${error?.message ?? error}` };
       });
       return new FutureIncomingResponse(response);
     },
