@@ -178,7 +178,10 @@ Deno.test("50 concurrent first-time SetMyPhone calls for one user lose nothing",
       last.number.replace(/ /g, ""),
       "stored number is the highest-sequence winner's",
     );
-    console.log(`${winners.length} of 50 succeeded (sequences ${sequences.sort((a, b) => a - b)})`);
+    console.log(
+      `${winners.length} of 50 succeeded (sequences ${sequences.sort((a, b) => a - b)}), ` +
+        `${app.host.instances} component instances`,
+    );
   } finally {
     await app.close();
   }
