@@ -219,6 +219,16 @@ class FileAdapter {
 // ---------------------------------------------------------------- provider
 
 const counters = { discovery: 0, jwks: 0, introspection: 0, revocation: 0 };
+
+// Per-request error lines are capped so that a parent that pipes stderr without reading it
+// cannot fill the pipe and stall the provider (writes to a pipe block in Node).
+const MAX_REQUEST_ERROR_LINES = 200;
+let requestErrorLines = 0;
+function logRequestError(line) {
+  requestErrorLines += 1;
+  if (requestErrorLines < MAX_REQUEST_ERROR_LINES) log(line);
+  else if (requestErrorLines === MAX_REQUEST_ERROR_LINES) log('further request errors are not logged');
+}
 const cookieKeys = [crypto.randomBytes(32).toString('base64url')];
 
 function buildProvider(issuer) {
@@ -286,7 +296,7 @@ function buildProvider(issuer) {
     provider.on(event, (...args) => {
       const err = args.find((a) => a instanceof Error);
       const detail = err?.error_detail ?? err?.error_description;
-      log(`${event}: ${err?.message ?? ''}${detail ? ` (${detail})` : ''}`);
+      logRequestError(`${event}: ${err?.message ?? ''}${detail ? ` (${detail})` : ''}`);
     });
   }
   return { provider, handler: provider.callback() };
@@ -455,7 +465,7 @@ async function control(req, res, pathname) {
       sendJson(res, 404, { error: 'not_found' });
     }
   } catch (err) {
-    if (!err.status) log('control endpoint failed:', err);
+    if (!err.status) logRequestError(`control endpoint failed: ${err.stack}`);
     sendJson(res, err.status ?? 500, { error: err.status ? 'invalid_request' : 'server_error', error_description: err.message });
   }
 }
@@ -512,7 +522,7 @@ async function handle(req, res) {
 
 const server = http.createServer((req, res) => {
   handle(req, res).catch((err) => {
-    log('request failed:', err);
+    logRequestError(`request failed: ${err.stack}`);
     if (!res.headersSent) res.writeHead(500);
     res.end();
   });
