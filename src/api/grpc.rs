@@ -190,7 +190,9 @@ fn respond(flavor: Flavor, message: Option<&[u8]>, error: Option<&Error>) -> Res
                     body: frame(0, message),
                     trailers: fields,
                 },
-                // Trailers-Only: with no message, the status goes in the headers.
+                // Trailers-Only: with no message, the status goes in the headers, and the
+                // answer must end with them: no body, no trailers (component::http sends it
+                // without a body, so HTTP/2 carries it as one HEADERS frame with END_STREAM).
                 None => Response {
                     status: 200,
                     headers: [vec![content_type], fields].concat(),

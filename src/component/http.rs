@@ -83,6 +83,14 @@ fn read_body(request: &IncomingRequest) -> Result<Vec<u8>, Error> {
 
 /// Sends `response` and finishes its body, so the client has its answer before any
 /// follow-up work starts.
+///
+/// A response with neither body nor trailers gets no body resource at all. A host knows then,
+/// before it sends the headers, that nothing follows them, and ends the stream with them (on
+/// HTTP/2 one HEADERS frame with END_STREAM, as a gRPC Trailers-Only answer must be). An
+/// opened body ends only when it is finished, after the headers went out: hosts built on
+/// wasmtime-wasi-http and hyper then send the headers, then an empty DATA frame with END_STREAM,
+/// and clients such as grpc-js, which take a status from headers only when they end the
+/// stream, report "Call ended without gRPC status" instead of the answer.
 pub fn write_response(out: ResponseOutparam, response: Response) {
     let headers = fields(response.headers, "headers");
     let outgoing = OutgoingResponse::new(headers);
@@ -91,6 +99,10 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
             "set-my-phone: status {} refused by the host",
             response.status
         );
+    }
+    if response.body.is_empty() && response.trailers.is_empty() {
+        ResponseOutparam::set(out, Ok(outgoing));
+        return;
     }
     let Ok(body) = outgoing.body() else {
         eprintln!("set-my-phone: response body unavailable");
