@@ -93,6 +93,12 @@ impl UserRecord {
         }
     }
 
+    /// The empty record this one grew from: same user and creation time, no events. Records are
+    /// created in this form (exactly once, `store::create`) and changed only by swaps after that.
+    pub fn genesis(&self) -> UserRecord {
+        UserRecord::new(&self.user_id, &self.resource_owner, self.created)
+    }
+
     /// Records `events` new events at `now` under operation `id`.
     pub fn commit(&mut self, id: &str, events: u64, now: Timestamp) -> AppliedOperation {
         self.sequence += events;

@@ -27,6 +27,14 @@ impl Timestamp {
         }
     }
 
+    /// Milliseconds from `earlier` to `self`, 0 when `earlier` is later.
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        let nanos = (i128::from(self.seconds) - i128::from(earlier.seconds)) * 1_000_000_000
+            + i128::from(self.nanos)
+            - i128::from(earlier.nanos);
+        u64::try_from(nanos / 1_000_000).unwrap_or(0)
+    }
+
     /// Seconds from `earlier` to `self`, 0 when `earlier` is later.
     pub fn seconds_since(self, earlier: Timestamp) -> u64 {
         u64::try_from(self.seconds.saturating_sub(earlier.seconds)).unwrap_or(0)

@@ -273,7 +273,7 @@ fn code_secret(caller: &Caller) -> Result<Vec<u8>, Error> {
     if let Some(secret) = &caller.config.code_secret {
         return Ok(secret.clone());
     }
-    caller.updater().get_or_create(STORED_SECRET_KEY, || {
+    caller.updater().create_once(STORED_SECRET_KEY, || {
         let mut secret = vec![0u8; 32];
         caller.services.random.fill(&mut secret);
         secret

@@ -63,6 +63,18 @@ impl KeyValue for WasiBucket {
         let current = cas.current().map_err(store_error)?;
         Ok(Box::new(WasiCas { cas, current }))
     }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        atomics::increment(&self.0, key, delta).map_err(store_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).map_err(store_error)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.set(key, value).map_err(store_error)
+    }
 }
 
 impl Cas for WasiCas {
@@ -126,3 +138,4 @@ impl Sms for WasiSms {
         })
     }
 }
+

@@ -1,5 +1,11 @@
 //! Storage behind a small compare-and-swap trait, and the one update path every change takes:
 //! read, apply, swap, with bounded retries, treating a failed swap as "may have been written".
+//! Keys are created only through [`Updater::create_once`] (module `create`), never by a swap from
+//! "absent" that several callers could win.
+
+mod create;
+
+pub use create::{CLAIM_LEASE, claim_key};
 
 use crate::error::Error;
 use crate::platform::{Clock, Random};
@@ -35,6 +41,12 @@ pub trait Cas {
 pub trait KeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError>;
+    /// Adds `delta` to the counter at `key` (absent = 0), atomically; answers the new value.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
+    /// Removes `key`; removing an absent key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Writes `value` unconditionally (caches only: records change by compare-and-swap).
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 }
 
 /// What a change function decides after seeing the current record.
@@ -80,6 +92,10 @@ impl Updater<'_> {
     /// `change` may run several times (once per attempt) and must be pure apart from its result.
     /// After a swap that failed in any way the record is read again: if it already carries
     /// `op_id`, the last attempt was written after all and its value is returned.
+    ///
+    /// When the record is absent and `change` wants to write, the record is first created empty
+    /// (its [`UserRecord::genesis`]) through [`Updater::create_once`], and `change` runs again on
+    /// whatever was stored: the change itself is always a swap from an existing value.
     pub fn update<T>(
         &self,
         key: &str,
@@ -123,6 +139,9 @@ impl Updater<'_> {
                         value,
                     });
                 }
+                Change::Write { record, .. } if current.is_none() => {
+                    self.create_once(key, || record.genesis().to_bytes())?;
+                }
                 Change::Write {
                     mut record,
                     events,
@@ -149,29 +168,6 @@ impl Updater<'_> {
             Some(e) => Err(Error::StoreUnavailable(e)),
             None => Err(Error::TooMuchContention),
         }
-    }
-
-    /// Returns the value at `key`, first storing `make()` there if the key is absent. Racing
-    /// callers all end up with the one value that was stored.
-    pub fn get_or_create(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> Vec<u8>,
-    ) -> Result<Vec<u8>, Error> {
-        let unavailable = |e: StoreError| Error::StoreUnavailable(e.0);
-        if let Some(value) = self.kv.get(key).map_err(unavailable)? {
-            return Ok(value);
-        }
-        let cas = self.kv.begin(key).map_err(unavailable)?;
-        if let Some(value) = cas.current() {
-            return Ok(value.to_vec());
-        }
-        // Win or lose the race (or not know), the stored value is the answer.
-        let _ = cas.swap(make());
-        self.kv
-            .get(key)
-            .map_err(unavailable)?
-            .ok_or_else(|| Error::StoreUnavailable(format!("{key} was not stored")))
     }
 
     /// Sleeps a random time up to an exponentially growing bound, so racing requests spread out.
@@ -203,7 +199,19 @@ pub(crate) mod tests {
         pub swap_store_error: Cell<bool>,
         /// Another writer slips in before each of the next N swaps.
         pub interleave: Cell<u32>,
+        /// A swap whose handle read "absent" writes unconditionally and reports success
+        /// (Spin's SQLite store).
+        pub upsert_from_absent: Cell<bool>,
+        /// Another creator stores (key, value) during the n-th `get` from now.
+        pub write_after_gets: RefCell<Option<(String, Vec<u8>, u32)>>,
+        pub counters: RefCell<HashMap<String, i64>>,
         pub swaps: Cell<u32>,
+    }
+
+    impl MemoryKv {
+        pub fn counter(&self, key: &str) -> i64 {
+            self.counters.borrow().get(key).copied().unwrap_or(0)
+        }
     }
 
     struct MemoryCas<'a> {
@@ -225,6 +233,11 @@ pub(crate) mod tests {
                 return Err(SwapError::Store(StoreError("injected".into())));
             }
             let mut data = kv.data.borrow_mut();
+            if kv.upsert_from_absent.get() && self.value.is_none() {
+                let version = data.get(&self.key).map_or(0, |(v, _)| *v);
+                data.insert(self.key.clone(), (version + 1, value));
+                return Ok(());
+            }
             if kv.interleave.get() > 0 {
                 kv.interleave.set(kv.interleave.get() - 1);
                 let entry = data.entry(self.key.clone()).or_insert((0, Vec::new()));
@@ -245,7 +258,37 @@ pub(crate) mod tests {
 
     impl KeyValue for MemoryKv {
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            let mut pending = self.write_after_gets.borrow_mut();
+            if let Some((other_key, value, gets)) = pending.as_mut() {
+                *gets = gets.saturating_sub(1);
+                if *gets == 0 {
+                    let mut data = self.data.borrow_mut();
+                    let version = data.get(other_key.as_str()).map_or(0, |(v, _)| *v);
+                    data.insert(other_key.clone(), (version + 1, std::mem::take(value)));
+                    *pending = None;
+                }
+            }
             Ok(self.data.borrow().get(key).map(|(_, v)| v.clone()))
+        }
+
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            let mut data = self.data.borrow_mut();
+            let version = data.get(key).map_or(0, |(v, _)| *v);
+            data.insert(key.into(), (version + 1, value.to_vec()));
+            Ok(())
+        }
+
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.data.borrow_mut().remove(key);
+            self.counters.borrow_mut().remove(key);
+            Ok(())
+        }
+
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+            let mut counters = self.counters.borrow_mut();
+            let counter = counters.entry(key.into()).or_insert(0);
+            *counter += delta;
+            Ok(*counter)
         }
 
         fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
@@ -262,13 +305,35 @@ pub(crate) mod tests {
         }
     }
 
-    pub struct FixedClock(pub Cell<i64>);
+    /// A clock that stands still (or jumps `step_on_read` seconds on every reading) and only
+    /// counts the time it is asked to sleep.
+    pub struct FixedClock {
+        pub seconds: Cell<i64>,
+        pub step_on_read: Cell<Option<i64>>,
+        pub slept: Cell<Duration>,
+    }
+
+    impl FixedClock {
+        pub fn at(seconds: i64) -> Self {
+            FixedClock {
+                seconds: Cell::new(seconds),
+                step_on_read: Cell::new(None),
+                slept: Cell::new(Duration::ZERO),
+            }
+        }
+    }
 
     impl Clock for FixedClock {
         fn now(&self) -> Timestamp {
-            Timestamp::new(self.0.get(), 0)
+            let now = self.seconds.get();
+            if let Some(step) = self.step_on_read.get() {
+                self.seconds.set(now + step);
+            }
+            Timestamp::new(now, 0)
         }
-        fn sleep(&self, _: Duration) {}
+        fn sleep(&self, duration: Duration) {
+            self.slept.set(self.slept.get() + duration);
+        }
     }
 
     fn bump(record: Option<UserRecord>) -> Result<Change<u64>, Error> {
@@ -283,7 +348,7 @@ pub(crate) mod tests {
     fn fixtures() -> (MemoryKv, FixedClock, crate::code::tests::CountingRandom) {
         (
             MemoryKv::default(),
-            FixedClock(Cell::new(10)),
+            FixedClock::at(10),
             crate::code::tests::CountingRandom(Cell::new(0)),
         )
     }
@@ -312,7 +377,7 @@ pub(crate) mod tests {
             .update("k", "op", bump)
             .unwrap();
         assert_eq!(updated.value, 2);
-        assert_eq!(kv.swaps.get(), 1);
+        assert_eq!(kv.swaps.get(), 2, "one to create the empty record, one to change it");
         assert_eq!(
             updater(&kv, &clock, &random)
                 .read("k")
@@ -333,7 +398,7 @@ pub(crate) mod tests {
         let updated = updater(&kv, &clock, &random)
             .update("k", "second", bump)
             .unwrap();
-        assert_eq!(kv.swaps.get(), 1 + 4);
+        assert_eq!(kv.swaps.get(), 2 + 4, "creation and first update, then 4 attempts");
         assert_eq!(updated.operation.map(|op| op.sequence), Some(4));
     }
 
@@ -346,7 +411,7 @@ pub(crate) mod tests {
         kv.interleave.set(u32::MAX);
         let result = updater(&kv, &clock, &random).update("k", "op", bump);
         assert!(matches!(result, Err(Error::TooMuchContention)));
-        assert_eq!(kv.swaps.get(), 1 + MAX_ATTEMPTS);
+        assert_eq!(kv.swaps.get(), 2 + MAX_ATTEMPTS);
         let stored = updater(&kv, &clock, &random).read("k").unwrap().unwrap();
         assert_eq!(
             stored.sequence, 2,
@@ -361,6 +426,23 @@ pub(crate) mod tests {
         let result = updater(&kv, &clock, &random).update("k", "op", bump);
         assert!(matches!(result, Err(Error::StoreUnavailable(_))));
         assert!(kv.data.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_first_update_never_swaps_from_absent_under_the_upsert_fault() {
+        let (kv, clock, random) = fixtures();
+        kv.upsert_from_absent.set(true);
+        // Another creator writes its empty record while this one waits for the claim it lost.
+        kv.counters.borrow_mut().insert(claim_key("k"), 1);
+        let theirs = UserRecord::new("u", "o", Timestamp::new(3, 0));
+        *kv.write_after_gets.borrow_mut() = Some(("k".into(), theirs.to_bytes(), 2));
+        let updated = updater(&kv, &clock, &random)
+            .update("k", "op", bump)
+            .unwrap();
+        assert_eq!(updated.value, 2);
+        let stored = updater(&kv, &clock, &random).read("k").unwrap().unwrap();
+        assert_eq!(stored.created, Timestamp::new(3, 0), "built on the other creation");
+        assert_eq!((stored.sequence, kv.swaps.get()), (2, 1), "one swap, from a value");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Concurrent updates of one user: no update is lost, no sequence is handed out twice, and a
-//! store that writes but reports failure (Spin 4.0.2 with Redis) changes nothing of that.
+//! Concurrent updates of one user: no update is lost, no sequence is handed out twice, and
+//! neither of Spin's store faults changes that: a swap that writes but reports failure (Spin
+//! 4.0.2 with Redis) and a swap from "absent" that is an upsert (Spin's default SQLite store).
 
 use crate::support::{self, Answer, TestHost};
 use futures::future::join_all;
@@ -107,4 +108,110 @@ async fn one_set_under_the_write_then_fail_fault_counts_once() {
     assert_eq!(host.sms_to("+41710000001").len(), 1, "exactly one SMS");
     let get = host.get_phone("solo").await;
     assert_eq!(get.body["phone"]["phone"], "+41710000001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_sets_on_a_store_whose_swap_from_absent_overwrites() {
+    let host = support::start().await;
+    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    race(&host, "newcomer").await;
+}
+
+/// Reads and changes racing for a user nobody has seen: GetMyPhone creates the record too, so
+/// under the upsert fault either could overwrite the other's first write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_gets_racing_first_sets_lose_nothing_when_swap_from_absent_overwrites() {
+    let host = support::start().await;
+    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let user = "first-contact";
+    let answers = join_all((0..40).map(|i| async move {
+        if i % 4 == 0 {
+            (None, host.get_phone(user).await)
+        } else {
+            (Some(i), host.set_phone(user, &number(i)).await)
+        }
+    }))
+    .await;
+    host.running.idle().await;
+
+    let mut sequences = HashSet::new();
+    let mut winners = Vec::new();
+    for (set, answer) in &answers {
+        match (set, answer.status) {
+            (None, 200) => {}
+            (Some(i), 200) => {
+                assert!(sequences.insert(answer.sequence()), "{:?}", answer.body);
+                winners.push((answer.sequence(), *i));
+            }
+            (Some(_), 409) => assert_eq!(answer.code(), 10),
+            (_, status) => panic!("unexpected {status} {:?}", answer.body),
+        }
+    }
+    let record = host.record(user).expect("record");
+    let (last_sequence, last_index) = winners.iter().max().copied().expect("a winner");
+    assert_eq!(last_sequence as usize, 2 * winners.len());
+    assert_eq!(record["sequence"], serde_json::json!(last_sequence));
+    assert_eq!(record["phone"]["number"], e164(last_index));
+    let creations: HashSet<&str> = answers
+        .iter()
+        .filter(|(_, answer)| answer.status == 200)
+        .filter_map(|(_, answer)| answer.body["details"]["creationDate"].as_str())
+        .collect();
+    assert_eq!(creations.len(), 1, "one record was created: {creations:?}");
+    for (set, answer) in &answers {
+        if set.is_none() {
+            let seen = answer.sequence();
+            assert!(seen <= last_sequence && seen % 2 == 0, "{:?}", answer.body);
+        }
+    }
+    for (_, i) in &winners {
+        assert_eq!(host.sms_to(&e164(*i)).len(), 1, "one SMS per success");
+    }
+}
+
+/// Resend, remove and wrong verifications racing on an existing record under the upsert fault:
+/// every success has its own sequence and the record counts every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_removes_and_verifies_racing_count_every_event_once() {
+    let mut env = support::base_env();
+    env.push(("PHONE_CODE_MAX_ATTEMPTS".into(), "100".into()));
+    let host = support::start_with_env(env).await;
+    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let user = "busy";
+    assert_eq!(host.set_phone(user, &number(1)).await.status, 200);
+    host.running.idle().await;
+
+    let answers = join_all((0..30).map(|i| async move {
+        let answer = match i % 3 {
+            0 => host.resend(user).await,
+            1 => host.verify(user, "WRONG1").await,
+            _ => host.remove(user).await,
+        };
+        (i % 3, answer)
+    }))
+    .await;
+    host.running.idle().await;
+
+    let mut sequences = HashSet::new();
+    let mut events = 2;
+    let mut resent = 0;
+    for (kind, answer) in &answers {
+        match (kind, answer.status) {
+            (0 | 2, 200) => {
+                assert!(sequences.insert(answer.sequence()), "{:?}", answer.body);
+                events += 1;
+                resent += usize::from(*kind == 0);
+            }
+            (1, 400) => {
+                assert_eq!(answer.detail_id(), Some("COMMAND-sM0cs"));
+                events += 1;
+            }
+            (_, 404 | 409) => {}
+            (_, status) => panic!("unexpected {status} {:?}", answer.body),
+        }
+    }
+    let record = host.record(user).expect("record");
+    assert_eq!(record["sequence"], serde_json::json!(events));
+    assert!(sequences.iter().all(|s| *s <= events));
+    assert_eq!(host.sms_to(&e164(1)).len(), 1 + resent, "one SMS per code issued");
 }

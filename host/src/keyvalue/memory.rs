@@ -20,6 +20,10 @@ pub enum Fault {
     /// A swap whose comparison succeeds writes the value and then reports a conflict anyway; a swap
     /// whose comparison fails reports a conflict without writing. This is Spin 4.0.2's Redis store.
     SwapWritesThenReportsFailure,
+    /// A swap whose handle read the key as absent writes unconditionally and reports success, even
+    /// when another writer created the key meanwhile; swaps from an existing value stay exact.
+    /// This is Spin's default (SQLite) store, whose swap from absent is an upsert.
+    SwapFromAbsentOverwrites,
     /// Reads (`get`, `exists`, `list-keys`, and the read behind `cas.new`) fail with
     /// `other("injected fault")`.
     FailGets,
@@ -234,7 +238,8 @@ impl Backend for MemoryBackend {
         let mut inner = self.lock();
         inner.stats.swaps += 1;
         inner.check_write()?;
-        if inner.read(bucket, key).version != expected {
+        let upsert = inner.fault == Fault::SwapFromAbsentOverwrites && expected == Version::Absent;
+        if !upsert && inner.read(bucket, key).version != expected {
             return Ok(Swap::Conflict);
         }
         inner.write(bucket, key, value);
@@ -475,6 +480,41 @@ mod tests {
                 .await?,
             Swap::Swapped
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn swap_from_absent_overwrites_fault() -> Result<(), BackendError> {
+        let store = MemoryBackend::new();
+        store.set_fault(Fault::SwapFromAbsentOverwrites);
+
+        // Two creators both read "absent"; both are told they won, the second write stands.
+        let first = store.get(B, "k").await?;
+        let second = store.get(B, "k").await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", first.version, b"one".to_vec())
+                .await?,
+            Swap::Swapped
+        );
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", second.version, b"two".to_vec())
+                .await?,
+            Swap::Swapped
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"two".to_vec()));
+
+        // A swap from an existing value still compares.
+        let seen = store.get(B, "k").await?;
+        store.set(B, "k", b"three".to_vec()).await?;
+        assert_eq!(
+            store
+                .compare_and_swap(B, "k", seen.version, b"four".to_vec())
+                .await?,
+            Swap::Conflict
+        );
+        assert_eq!(store.snapshot(B, "k"), Some(b"three".to_vec()));
         Ok(())
     }
 
