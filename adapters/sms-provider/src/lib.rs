@@ -4,7 +4,6 @@
 
 pub mod provider;
 pub mod twilio;
-pub mod url;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,10 +1,11 @@
 //! The provider-independent part: which provider, what to send, and what an answer means.
 
-use crate::url::Url;
 use crate::{twilio, webhook};
+pub use set_my_phone_outgoing_http::{Answer, Method, Request as Outgoing, Url};
+use std::time::Duration;
 
 /// Time allowed for one delivery: connecting, sending, and reading the whole answer.
-pub const TIMEOUT_MS: u64 = 5_000;
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest provider answer read; the rest is ignored.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -29,40 +30,15 @@ pub enum SendError {
     Permanent(String),
 }
 
-/// An HTTP `POST` to make.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    pub url: Url,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Outgoing {
-    /// The value of header `name` (lower case), if set.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A provider's answer (at most `MAX_RESPONSE_BYTES` of its body).
-#[derive(Clone, Debug, Default)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    /// The first value of header `name`, compared without regard to case.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+/// A `POST` of `body` to a provider, under the delivery's time and size limits.
+pub fn post(url: Url, headers: Vec<(String, String)>, body: Vec<u8>) -> Outgoing {
+    Outgoing {
+        method: Method::Post,
+        url,
+        headers,
+        body,
+        timeout: TIMEOUT,
+        max_answer_bytes: MAX_RESPONSE_BYTES,
     }
 }
 

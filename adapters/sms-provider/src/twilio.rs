@@ -1,8 +1,8 @@
 //! Twilio's Messages API: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`, form fields
 //! `To`, `From`, `Body`, HTTP Basic auth `sid:token`; the answer's `sid` is the message id.
 
-use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting, success};
-use crate::url::Url;
+use crate::provider::{Answer, Message, Outgoing, SendError, Url, failure, post, setting, success};
+use set_my_phone_outgoing_http::form;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -41,36 +41,7 @@ pub fn request(
         ),
         ("accept".into(), "application/json".into()),
     ];
-    Ok(Outgoing {
-        url,
-        headers,
-        body: body.into_bytes(),
-    })
-}
-
-/// An `application/x-www-form-urlencoded` body from `fields`, in order.
-pub fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Form encoding of one name or value: `*-._` and alphanumerics stay, space becomes `+`,
-/// every other byte of the UTF-8 text becomes `%XX` (so `+` is `%2B`).
-pub fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    Ok(post(url, headers, body.into_bytes()))
 }
 
 /// 2xx: the created message's `sid`; otherwise a classified failure carrying Twilio's

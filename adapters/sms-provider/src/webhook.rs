@@ -1,8 +1,7 @@
 //! ZITADEL's HTTP SMS provider, byte-compatible: the JSON body upstream posts and its
 //! `ZITADEL-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>` header.
 
-use crate::provider::{Answer, Message, Outgoing, SendError, failure, setting, success};
-use crate::url::Url;
+use crate::provider::{Answer, Message, Outgoing, SendError, Url, failure, post, setting, success};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -31,7 +30,7 @@ pub fn request(
             signature(key.as_bytes(), now, &body),
         ));
     }
-    Ok(Outgoing { url, headers, body })
+    Ok(post(url, headers, body))
 }
 
 /// Upstream's body, fields in upstream's order: `contextInfo`, `templateData`, `args`.
