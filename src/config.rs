@@ -2,7 +2,9 @@
 //! A missing or malformed required setting is an `Error::Config` naming the variable.
 
 use crate::error::Error;
+use crate::platform::Url;
 use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
 
 pub const DEFAULT_RESOURCE_OWNER_CLAIM: &str = "urn:zitadel:iam:user:resourceowner:id";
 /// Below this an HMAC key is too easy to guess.
@@ -16,10 +18,63 @@ pub enum SmsProvider {
     Twilio,
 }
 
+/// Where the issuer's signing keys come from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// `AUTH_JWKS`: a fixed set (air-gapped setups, tests).
+    Inline(JwkSet),
+    /// `AUTH_JWKS_URL`, or (when `None`) the discovery document's `jwks_uri`.
+    Fetched(Option<Url>),
+}
+
+/// How the service authenticates itself to the introspection endpoint.
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    /// `client_secret_basic` from `AUTH_CLIENT_ID` and `AUTH_CLIENT_SECRET`.
+    Basic { client_id: String, secret: String },
+    /// `private_key_jwt` from ZITADEL's application key JSON in `AUTH_CLIENT_KEY`.
+    PrivateKeyJwt {
+        client_id: String,
+        key_id: String,
+        /// PEM (PKCS#1 or PKCS#8) RSA private key.
+        key_pem: String,
+    },
+}
+
+impl ClientAuth {
+    /// The variable to name when the issuer refuses these credentials.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            ClientAuth::Basic { .. } => "AUTH_CLIENT_SECRET",
+            ClientAuth::PrivateKeyJwt { .. } => "AUTH_CLIENT_KEY",
+        }
+    }
+}
+
+/// ZITADEL's application key document (`AUTH_CLIENT_KEY`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationKey {
+    #[serde(rename = "type")]
+    kind: String,
+    key_id: String,
+    key: String,
+    client_id: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `iss` of tokens; discovery lives below it.
     pub issuer: String,
-    pub jwks: JwkSet,
+    pub keys: KeySource,
+    /// `AUTH_INTROSPECTION_URL`; else the discovery document's `introspection_endpoint`.
+    pub introspection_url: Option<Url>,
+    /// Credentials for introspection; without them only JWTs are accepted.
+    pub client: Option<ClientAuth>,
+    /// Introspect JWTs too, so that revoked ones are refused.
+    pub check_revocation: bool,
+    /// Longest an active introspection result is reused; 0 = never.
+    pub introspection_cache_seconds: u64,
     /// Accepted `aud` values; `None` means not checked.
     pub audiences: Option<Vec<String>>,
     pub resource_owner_claim: String,
@@ -54,20 +109,55 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let issuer = get("AUTH_ISSUER").ok_or_else(|| config_error("AUTH_ISSUER", "is not set"))?;
-        let jwks = match (get("AUTH_JWKS"), get("AUTH_JWKS_URL")) {
-            (Some(inline), _) => serde_json::from_str::<JwkSet>(&inline)
-                .map_err(|e| config_error("AUTH_JWKS", format!("is not a JWKS document: {e}")))?,
-            (None, Some(_)) => {
-                return Err(config_error(
-                    "AUTH_JWKS_URL",
-                    "is not supported by this build yet: set AUTH_JWKS to the issuer's keys",
-                ));
-            }
-            (None, None) => return Err(config_error("AUTH_JWKS", "is not set")),
-        };
-        if jwks.keys.is_empty() {
-            return Err(config_error("AUTH_JWKS", "holds no keys"));
+        if Url::parse(&issuer).is_none() {
+            return Err(config_error("AUTH_ISSUER", "is not an http(s) URL"));
         }
+        let keys = match (get("AUTH_JWKS"), get("AUTH_JWKS_URL")) {
+            (Some(inline), _) => {
+                let jwks = serde_json::from_str::<JwkSet>(&inline).map_err(|e| {
+                    config_error("AUTH_JWKS", format!("is not a JWKS document: {e}"))
+                })?;
+                if jwks.keys.is_empty() {
+                    return Err(config_error("AUTH_JWKS", "holds no keys"));
+                }
+                KeySource::Inline(jwks)
+            }
+            (None, Some(url)) => KeySource::Fetched(Some(
+                Url::parse(&url).ok_or_else(|| config_error("AUTH_JWKS_URL", "is not an http(s) URL"))?,
+            )),
+            (None, None) => KeySource::Fetched(None),
+        };
+        let introspection_url = get("AUTH_INTROSPECTION_URL")
+            .map(|url| {
+                Url::parse(&url)
+                    .ok_or_else(|| config_error("AUTH_INTROSPECTION_URL", "is not an http(s) URL"))
+            })
+            .transpose()?;
+        let client = client_auth(&get)?;
+        let check_revocation = match get("AUTH_CHECK_REVOCATION") {
+            None => false,
+            Some(flag) => parse_flag(&flag).ok_or_else(|| {
+                config_error("AUTH_CHECK_REVOCATION", "must be true or false")
+            })?,
+        };
+        if check_revocation && client.is_none() {
+            return Err(config_error(
+                "AUTH_CHECK_REVOCATION",
+                "needs introspection credentials: set AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, or AUTH_CLIENT_KEY",
+            ));
+        }
+        let introspection_cache_seconds = match get("AUTH_INTROSPECTION_CACHE") {
+            None => 60,
+            Some(text) if text.trim() == "0" || text.trim() == "0s" => 0,
+            Some(text) => parse_duration_seconds(&text)
+                .or_else(|| text.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    config_error(
+                        "AUTH_INTROSPECTION_CACHE",
+                        "must be a duration such as 60s, or 0 for no cache",
+                    )
+                })?,
+        };
         let audiences = get("AUTH_AUDIENCE").map(|list| {
             list.split(',')
                 .map(str::trim)
@@ -182,7 +272,11 @@ impl Config {
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
         Ok(Config {
             issuer,
-            jwks,
+            keys,
+            introspection_url,
+            client,
+            check_revocation,
+            introspection_cache_seconds,
             audiences,
             resource_owner_claim,
             default_region,
@@ -196,6 +290,58 @@ impl Config {
             sms_provider,
             kv_store,
         })
+    }
+}
+
+/// Introspection credentials: a client id and secret, or an application key, not both.
+fn client_auth(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<ClientAuth>, Error> {
+    let (id, secret, key) = (
+        get("AUTH_CLIENT_ID"),
+        get("AUTH_CLIENT_SECRET"),
+        get("AUTH_CLIENT_KEY"),
+    );
+    match (id, secret, key) {
+        (None, None, None) => Ok(None),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => Err(config_error(
+            "AUTH_CLIENT_KEY",
+            "is set together with AUTH_CLIENT_ID/AUTH_CLIENT_SECRET: use one method",
+        )),
+        (Some(client_id), Some(secret), None) => Ok(Some(ClientAuth::Basic {
+            client_id: client_id.trim().into(),
+            secret,
+        })),
+        (Some(_), None, None) => Err(config_error("AUTH_CLIENT_SECRET", "is not set")),
+        (None, Some(_), None) => Err(config_error("AUTH_CLIENT_ID", "is not set")),
+        (None, None, Some(json)) => {
+            let key: ApplicationKey = serde_json::from_str(&json).map_err(|_| {
+                config_error(
+                    "AUTH_CLIENT_KEY",
+                    "is not a ZITADEL application key (JSON with type, keyId, key, clientId)",
+                )
+            })?;
+            if key.kind != "application" {
+                return Err(config_error(
+                    "AUTH_CLIENT_KEY",
+                    "is not an application key (its type must be \"application\")",
+                ));
+            }
+            // Checked now, so that a broken key is a configuration error, not a 401 later.
+            jsonwebtoken::EncodingKey::from_rsa_pem(key.key.as_bytes())
+                .map_err(|_| config_error("AUTH_CLIENT_KEY", "holds no RSA private key in PEM"))?;
+            Ok(Some(ClientAuth::PrivateKeyJwt {
+                client_id: key.client_id,
+                key_id: key.key_id,
+                key_pem: key.key,
+            }))
+        }
+    }
+}
+
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -302,10 +448,29 @@ mod tests {
             config(&pairs)
         };
         assert_eq!(variable_of(config(&[("AUTH_JWKS", JWKS)])), "AUTH_ISSUER");
-        assert_eq!(variable_of(config(&[("AUTH_ISSUER", "x")])), "AUTH_JWKS");
+        assert_eq!(variable_of(config(&[("AUTH_ISSUER", "x")])), "AUTH_ISSUER");
         assert_eq!(
-            variable_of(config(&[("AUTH_ISSUER", "x"), ("AUTH_JWKS", "{")])),
+            variable_of(config(&[("AUTH_ISSUER", "https://i"), ("AUTH_JWKS", "{")])),
             "AUTH_JWKS"
+        );
+        assert_eq!(
+            variable_of(config(&[("AUTH_ISSUER", "https://i"), ("AUTH_JWKS_URL", "x")])),
+            "AUTH_JWKS_URL"
+        );
+        assert_eq!(
+            variable_of(with(("AUTH_INTROSPECTION_URL", "/x"))),
+            "AUTH_INTROSPECTION_URL"
+        );
+        assert_eq!(variable_of(with(("AUTH_CLIENT_ID", "c"))), "AUTH_CLIENT_SECRET");
+        assert_eq!(variable_of(with(("AUTH_CLIENT_SECRET", "s"))), "AUTH_CLIENT_ID");
+        assert_eq!(variable_of(with(("AUTH_CLIENT_KEY", "{}"))), "AUTH_CLIENT_KEY");
+        assert_eq!(
+            variable_of(with(("AUTH_CHECK_REVOCATION", "true"))),
+            "AUTH_CHECK_REVOCATION"
+        );
+        assert_eq!(
+            variable_of(with(("AUTH_INTROSPECTION_CACHE", "soon"))),
+            "AUTH_INTROSPECTION_CACHE"
         );
         assert_eq!(
             variable_of(with(("PHONE_DEFAULT_REGION", "XX"))),

@@ -63,6 +63,9 @@ pub enum Error {
     TokenInvalid(String),
     /// The token verified but lacks the claim naming the user's organisation.
     ResourceOwnerMissing(String),
+    /// The issuer (discovery, keys or introspection) could not be asked and nothing usable is
+    /// cached: the caller did nothing wrong, so this is not a 401.
+    IssuerUnavailable(String),
 
     // --- phone ---
     PhoneLength,
@@ -163,6 +166,12 @@ impl Error {
                 Some("AUTH-7fs1e"),
                 format!("Errors.Token.Invalid: the token has no {claim:?} claim"),
             ),
+            Error::IssuerUnavailable(_) => (
+                Unavailable,
+                Some("SMP-AUTH1"),
+                "the identity provider cannot be reached to check the token; try again later"
+                    .into(),
+            ),
             Error::PhoneLength => (
                 InvalidArgument,
                 None,
@@ -258,6 +267,7 @@ impl Error {
     pub fn log_detail(&self) -> Option<String> {
         match self {
             Error::TokenInvalid(why) => Some(format!("token rejected: {why}")),
+            Error::IssuerUnavailable(why) => Some(format!("identity provider: {why}")),
             Error::Config { variable, problem } => {
                 Some(format!("configuration: {variable} {problem}"))
             }

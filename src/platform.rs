@@ -1,8 +1,15 @@
-//! What the core needs from its host besides storage and SMS: time and randomness.
-//! The component implements these over wasi:clocks and wasi:random; tests use fakes.
+//! What the core needs from its host besides storage and SMS: time, randomness and outgoing
+//! HTTP (to the identity provider). The component implements these over wasi:clocks,
+//! wasi:random and wasi:http; tests use fakes.
 
 use crate::time::Timestamp;
+pub use set_my_phone_outgoing_http::{Answer, Failure, Method, Request, Url};
 use std::time::Duration;
+
+pub trait Http {
+    /// Makes `request` within its timeout.
+    fn exchange(&self, request: &Request) -> Result<Answer, Failure>;
+}
 
 pub trait Clock {
     /// Wall-clock time, for records and token validity.

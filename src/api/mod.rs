@@ -6,11 +6,11 @@ pub mod phone;
 pub mod proto;
 mod rest;
 
-use crate::auth::{self, Principal};
+use crate::auth::{self, Issuer, Principal};
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::platform::{Clock, Random};
+use crate::platform::{Clock, Http, Random};
 use crate::record::{UserRecord, record_key};
 use crate::sms::Sms;
 use crate::store::{KeyValue, Updater};
@@ -33,6 +33,8 @@ pub struct Services<'a> {
     pub open_store: &'a StoreOpener,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Random,
+    /// Outgoing HTTP, to the identity provider.
+    pub http: &'a dyn Http,
 }
 
 /// An authenticated request: configuration, caller, and the caller's store.
@@ -145,13 +147,17 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     }
 }
 
-/// Reads configuration, verifies the token and opens the store.
+/// Reads configuration, opens the store (which also caches what authentication learns from the
+/// issuer) and verifies the token.
 fn authorize<'a>(
     services: &'a Services<'a>,
     authorization: Option<&str>,
 ) -> Result<Caller<'a>, Error> {
     let config = Config::from_lookup(services.env)?;
-    let principal = auth::authenticate(authorization, &config, services.clock.now())?;
+    // Without any header there is nothing to look up: answer before touching the store.
+    if authorization.is_none() {
+        return Err(Error::AuthHeaderMissing);
+    }
     let kv = (services.open_store)(&config.kv_store).map_err(|e| match e {
         OpenError::NoSuchStore => Error::Config {
             variable: "KV_STORE",
@@ -169,6 +175,14 @@ fn authorize<'a>(
         },
         OpenError::Other(why) => Error::StoreUnavailable(why),
     })?;
+    let issuer = Issuer {
+        config: &config,
+        kv: kv.as_ref(),
+        http: services.http,
+        clock: services.clock,
+        random: services.random,
+    };
+    let principal = auth::authenticate(authorization, &issuer)?;
     let record_key = record_key(&principal.resource_owner, &principal.user_id);
     Ok(Caller {
         services,

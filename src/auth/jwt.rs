@@ -1,57 +1,15 @@
-//! Bearer-token authentication: verifies a JWT access token against the configured issuer
-//! keys and names the user (subject) and the user's organisation (resource owner).
+//! JWT access tokens: signature (RS256, PS256, ES256, EdDSA), issuer, validity period and
+//! audience, against a given key set.
 
+use super::audience_accepted;
 use crate::config::Config;
-use crate::error::Error;
 use crate::time::Timestamp;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: i64 = 60;
-
-/// The authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: String,
-    pub resource_owner: String,
-}
-
-/// Checks the `authorization` header value and returns the caller it names.
-pub fn authenticate(
-    header: Option<&str>,
-    config: &Config,
-    now: Timestamp,
-) -> Result<Principal, Error> {
-    let header = header.ok_or(Error::AuthHeaderMissing)?;
-    let token = match header.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            token.trim()
-        }
-        _ => return Err(Error::AuthHeaderInvalid),
-    };
-    let claims = verify(token, config, now).map_err(Error::TokenInvalid)?;
-    let user_id = match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-        _ => return Err(Error::TokenInvalid("no sub claim".into())),
-    };
-    let resource_owner = match claims.get(&config.resource_owner_claim) {
-        Some(Value::String(owner)) if !owner.is_empty() => owner.clone(),
-        Some(Value::Number(owner)) => owner.to_string(),
-        _ => {
-            return Err(Error::ResourceOwnerMissing(
-                config.resource_owner_claim.clone(),
-            ));
-        }
-    };
-    Ok(Principal {
-        user_id,
-        resource_owner,
-    })
-}
 
 /// Only asymmetric algorithms: an HMAC key would have to be shared with every verifier.
 fn accepted(alg: Algorithm) -> bool {
@@ -82,13 +40,17 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
 
 /// Verifies signature, issuer, audience and validity period; returns the claims.
 /// The error string is for the log only.
-fn verify(token: &str, config: &Config, now: Timestamp) -> Result<Map<String, Value>, String> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
+pub fn verify(
+    token: &str,
+    header: &Header,
+    keys: &JwkSet,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Map<String, Value>, String> {
     if !accepted(header.alg) {
         return Err(format!("algorithm {:?} not accepted", header.alg));
     }
-    let candidates: Vec<&Jwk> = config
-        .jwks
+    let candidates: Vec<&Jwk> = keys
         .keys
         .iter()
         .filter(|jwk| match (&header.kid, &jwk.common.key_id) {
@@ -138,18 +100,8 @@ fn verify(token: &str, config: &Config, now: Timestamp) -> Result<Map<String, Va
             return Err("not yet valid".into());
         }
     }
-    if let Some(accepted) = &config.audiences {
-        let present: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(aud)) => vec![aud.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !present
-            .iter()
-            .any(|aud| accepted.iter().any(|ok| ok == aud))
-        {
-            return Err("audience not accepted".into());
-        }
+    if !audience_accepted(&claims, config) {
+        return Err("audience not accepted".into());
     }
     Ok(claims)
 }

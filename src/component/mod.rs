@@ -22,6 +22,7 @@ mod bindings {
             "wasi:clocks/wall-clock@0.2.4": wasip2::clocks::wall_clock,
             "wasi:cli/environment@0.2.4": wasip2::cli::environment,
             "wasi:random/random@0.2.4": wasip2::random::random,
+            "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
             "wasi:keyvalue/store@0.2.0-draft2": generate,
             "wasi:keyvalue/atomics@0.2.0-draft2": generate,
             "set-my-phone:sms/sender@0.1.0": generate,
@@ -56,6 +57,7 @@ impl Guest for Component {
             open_store: &open_store,
             clock: &services::WasiClock,
             random: &services::WasiRandom,
+            http: &services::WasiHttp,
         };
         let request = http::read_request(&request);
         let reply = crate::api::handle(&request, &services);

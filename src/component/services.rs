@@ -4,7 +4,7 @@
 use super::bindings::set_my_phone::sms::sender;
 use super::bindings::wasi::keyvalue::{atomics, store};
 use crate::api::OpenError;
-use crate::platform::{Clock, Random};
+use crate::platform::{Answer, Clock, Failure, Http, Random, Request};
 use crate::sms::{Message, SendError, Sms};
 use crate::store::{Cas, KeyValue, StoreError, SwapError};
 use crate::time::Timestamp;
@@ -139,3 +139,10 @@ impl Sms for WasiSms {
     }
 }
 
+pub struct WasiHttp;
+
+impl Http for WasiHttp {
+    fn exchange(&self, request: &Request) -> Result<Answer, Failure> {
+        set_my_phone_outgoing_http::exchange(request)
+    }
+}

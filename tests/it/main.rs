@@ -17,5 +17,6 @@ mod concurrency;
 mod fake_http;
 mod grpc;
 mod lifecycle;
+mod oidc;
 mod set_my_phone;
 mod wasmtime_serve;

@@ -92,9 +92,18 @@ pub async fn start_with_env(env: Vec<(String, String)>) -> TestHost {
     start_wasm(wasm_path(), env).await
 }
 
+/// Serves the core on `store` (which another host may share).
+pub async fn start_with_store(env: Vec<(String, String)>, store: MemoryBackend) -> TestHost {
+    warm_cache();
+    start_wasm_on(wasm_path(), env, store).await
+}
+
 /// Serves the component at `wasm` (the core, or a composed artifact).
 pub async fn start_wasm(wasm: PathBuf, env: Vec<(String, String)>) -> TestHost {
-    let store = MemoryBackend::new();
+    start_wasm_on(wasm, env, MemoryBackend::new()).await
+}
+
+async fn start_wasm_on(wasm: PathBuf, env: Vec<(String, String)>, store: MemoryBackend) -> TestHost {
     let sms = RecordingSms::new();
     let running = HostBuilder::new(wasm)
         .envs(env)
@@ -252,9 +261,14 @@ impl TestHost {
 
     /// The stored record of `user` in the test organisation, as JSON.
     pub fn record(&self, user: &str) -> Option<Value> {
+        self.record_of(ORG, user)
+    }
+
+    /// The stored record of `user` in organisation `org` (ids without characters to escape).
+    pub fn record_of(&self, org: &str, user: &str) -> Option<Value> {
         let bytes = self
             .store
-            .snapshot("default", &format!("user:{ORG}:{user}"))?;
+            .snapshot("default", &format!("user:{org}:{user}"))?;
         Some(serde_json::from_slice(&bytes).expect("stored records are JSON"))
     }
 

@@ -41,6 +41,11 @@ struct Serve {
 
 impl Serve {
     async fn start(data: &Path, env: &[(String, String)]) -> Serve {
+        Serve::start_logging(data, env, Stdio::inherit()).await
+    }
+
+    /// As `start`, with the server's (and so the component's) stderr going to `stderr`.
+    async fn start_logging(data: &Path, env: &[(String, String)], stderr: Stdio) -> Serve {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -61,7 +66,7 @@ impl Serve {
         command.arg(support::artifact_path(ARTIFACT));
         let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("wasmtime serve starts");
         let serve = Serve {
@@ -87,10 +92,19 @@ impl Serve {
         user: &str,
         body: Option<serde_json::Value>,
     ) -> Answer {
+        self.request_with(method, &tokens::token(user), body).await
+    }
+
+    async fn request_with(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
         let mut request = self
             .client
             .request(method, format!("{}{}", self.url, support::PHONE_URL))
-            .header("authorization", format!("Bearer {}", tokens::token(user)));
+            .header("authorization", format!("Bearer {token}"));
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -242,4 +256,70 @@ async fn concurrent_updates_lose_nothing_on_the_file_store() {
         "every success counted exactly twice"
     );
     assert_eq!(get.body["phone"]["phone"], format!("+417100300{last:02}"));
+}
+
+/// The shipped artifact checks ZITADEL's default (opaque) tokens by introspection at a real
+/// OpenID provider; with a wrong client secret it answers 500 naming the variable, and the secret
+/// shows up nowhere: not in the answer, not in the log, not in the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_round_trip_through_the_issuer() {
+    let provider = crate::oidc::Provider::start().await;
+    let data = data_dir("opaque");
+    let log = data.join("serve.log");
+    let mut env = provider.basic_env();
+    env.retain(|(name, _)| name != "AUTH_CLIENT_SECRET");
+    let wrong = "wrong-secret-0123456789";
+    let mut bad_env = env.clone();
+    bad_env.push(("AUTH_CLIENT_SECRET".into(), wrong.into()));
+    env.push(("AUTH_CLIENT_SECRET".into(), provider.client_secret.clone()));
+    let token = provider.token("serve-user", "org-9", "opaque").await;
+
+    for dir in ["good", "bad"] {
+        std::fs::create_dir_all(data.join(dir)).expect("data dir");
+    }
+    let serve = Serve::start(&data.join("good"), &env).await;
+    let set = serve
+        .request_with(
+            reqwest::Method::PUT,
+            &token,
+            Some(serde_json::json!({ "phone": "+41 71 000 00 31" })),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let get = serve.request_with(reqwest::Method::GET, &token, None).await;
+    assert_eq!(get.body["phone"]["phone"], "+41710000031");
+    drop(serve);
+
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let serve = Serve::start_logging(&data.join("bad"), &bad_env, Stdio::from(log_file)).await;
+    let refused = serve.request_with(reqwest::Method::GET, &token, None).await;
+    assert_eq!(refused.status, 500, "{:?}", refused.body);
+    assert!(refused.body.to_string().contains("AUTH_CLIENT_SECRET"));
+    drop(serve);
+
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("AUTH_CLIENT_SECRET"), "the problem is logged: {logged}");
+    for secret in [wrong, provider.client_secret.as_str(), token.as_str()] {
+        assert!(!refused.body.to_string().contains(secret));
+        assert!(!logged.contains(secret), "a secret in the log");
+        for entry in walk(&data) {
+            let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+            let name = entry.display().to_string();
+            assert!(!text.contains(secret) && !name.contains(secret), "{name} holds a secret");
+        }
+    }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -1,0 +1,207 @@
+//! RFC 7662 token introspection: how opaque tokens (ZITADEL's default) are checked, and JWTs too
+//! with `AUTH_CHECK_REVOCATION`. The service authenticates as `client_secret_basic` or
+//! `private_key_jwt` (ZITADEL's application key). Answers are cached in the key-value store under
+//! the SHA-256 of the token (never the token): active ones until `min(exp,
+//! AUTH_INTROSPECTION_CACHE)`, inactive ones for [`INACTIVE_CACHE_SECONDS`].
+
+use super::cache::{self, Entry};
+use super::{Issuer, Principal, audience_accepted, discovery, fetch, principal};
+use crate::config::ClientAuth;
+use crate::error::Error;
+use crate::platform::Method;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use set_my_phone_outgoing_http::form;
+
+/// How long a refusal is remembered: short, so that a token that just became valid (clock skew
+/// between issuer and client) is not refused for long, yet long enough to absorb retries.
+pub const INACTIVE_CACHE_SECONDS: i64 = 10;
+/// Lifetime of a `private_key_jwt` client assertion (ZITADEL wants at most a minute).
+const ASSERTION_SECONDS: i64 = 50;
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A cached introspection answer: the claims that matter, as the issuer gave them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Answer {
+    active: bool,
+    #[serde(default)]
+    claims: Map<String, Value>,
+}
+
+/// Asks the issuer (or the cache) about `token`; an inactive token is `TokenInvalid`.
+pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
+    let config = issuer.config;
+    let Some(client) = &config.client else {
+        return Err(Error::TokenInvalid(
+            "not a JWT, and no introspection client is configured (AUTH_CLIENT_ID/AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY)"
+                .into(),
+        ));
+    };
+    let now = issuer.clock.now().seconds;
+    let key = cache::key("introspection", token);
+    let answer = match cache::read::<Answer>(issuer.kv, &key).filter(|e| e.is_fresh(now)) {
+        Some(entry) => entry.value,
+        None => {
+            let answer = ask(issuer, client, token, now)?;
+            let fresh_until = if answer.active {
+                let exp = answer.claims.get("exp").and_then(Value::as_i64);
+                let limit = now.saturating_add(
+                    i64::try_from(config.introspection_cache_seconds).unwrap_or(i64::MAX),
+                );
+                exp.map_or(limit, |exp| exp.min(limit))
+            } else {
+                now + INACTIVE_CACHE_SECONDS
+            };
+            if fresh_until > now {
+                let entry = Entry {
+                    stored: now,
+                    fresh_until,
+                    usable_until: fresh_until,
+                    value: answer.clone(),
+                };
+                cache::write(issuer.kv, &key, &entry);
+            }
+            answer
+        }
+    };
+    if !answer.active {
+        return Err(Error::TokenInvalid("introspection: not active".into()));
+    }
+    let claims = &answer.claims;
+    if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
+        return Err(Error::TokenInvalid("introspection: expired".into()));
+    }
+    if let Some(named) = claims.get("iss").and_then(Value::as_str)
+        && named.trim_end_matches('/') != config.issuer.trim_end_matches('/')
+    {
+        return Err(Error::TokenInvalid("introspection: another issuer".into()));
+    }
+    if !audience_accepted(claims, config) {
+        return Err(Error::TokenInvalid("introspection: audience not accepted".into()));
+    }
+    principal(claims, config)
+}
+
+/// One introspection request.
+fn ask(issuer: &Issuer, client: &ClientAuth, token: &str, now: i64) -> Result<Answer, Error> {
+    let url = match &issuer.config.introspection_url {
+        Some(url) => url.clone(),
+        None => {
+            let named = discovery::endpoints(issuer)?.introspection_endpoint;
+            discovery::endpoint(named, "introspection_endpoint", "AUTH_INTROSPECTION_URL")?
+        }
+    };
+    let mut fields = vec![("token", token.to_string())];
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+        ("accept".into(), "application/json".into()),
+    ];
+    match client {
+        ClientAuth::Basic { client_id, secret } => {
+            // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
+            let pair = format!("{}:{}", form_part(client_id), form_part(secret));
+            headers.push(("authorization".into(), format!("Basic {}", STANDARD.encode(pair))));
+        }
+        ClientAuth::PrivateKeyJwt { .. } => {
+            fields.push(("client_assertion_type", ASSERTION_TYPE.into()));
+            fields.push(("client_assertion", assertion(issuer, client, now)?));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let request = fetch::request(Method::Post, url, headers, form(&pairs).into_bytes());
+    let answer = fetch::exchange(issuer.http, &request, "introspection")?;
+    match answer.status {
+        200 => {
+            let mut claims: Map<String, Value> = serde_json::from_slice(&answer.body)
+                .map_err(|e| Error::IssuerUnavailable(format!("introspection answer: {e}")))?;
+            let active = claims.remove("active").and_then(|a| a.as_bool()) == Some(true);
+            if !active {
+                claims.clear();
+            }
+            Ok(Answer { active, claims })
+        }
+        400 | 401 | 403 => {
+            let error: Option<String> = serde_json::from_slice::<Value>(&answer.body)
+                .ok()
+                .and_then(|body| body.get("error")?.as_str().map(String::from));
+            let problem = match error.as_deref() {
+                Some("invalid_client" | "unauthorized_client") => {
+                    "was refused by the introspection endpoint (invalid_client)".to_string()
+                }
+                Some(other) => format!(
+                    "or the introspection request was refused by the issuer ({})",
+                    other.chars().filter(char::is_ascii_graphic).take(64).collect::<String>()
+                ),
+                None => format!(
+                    "or the introspection request was refused by the issuer (HTTP {})",
+                    answer.status
+                ),
+            };
+            Err(Error::Config {
+                variable: client.variable(),
+                problem,
+            })
+        }
+        404 | 405 => Err(Error::Config {
+            variable: "AUTH_INTROSPECTION_URL",
+            problem: format!("does not lead to an introspection endpoint (HTTP {})", answer.status),
+        }),
+        status => Err(Error::IssuerUnavailable(format!(
+            "introspection: the issuer answered {status}"
+        ))),
+    }
+}
+
+/// A credential form-encoded on its own.
+fn form_part(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The `private_key_jwt` client assertion: RS256 by the application key, `iss` = `sub` = the
+/// client id, `aud` = the issuer, a fresh `jti`, valid for less than a minute.
+fn assertion(issuer: &Issuer, client: &ClientAuth, now: i64) -> Result<String, Error> {
+    let ClientAuth::PrivateKeyJwt {
+        client_id,
+        key_id,
+        key_pem,
+    } = client
+    else {
+        return Err(Error::TokenInvalid("no application key".into()));
+    };
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|_| {
+        Error::Config {
+            variable: "AUTH_CLIENT_KEY",
+            problem: "holds no RSA private key in PEM".into(),
+        }
+    })?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(key_id.clone());
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": issuer.config.issuer,
+        "iat": now,
+        "exp": now + ASSERTION_SECONDS,
+        "jti": issuer.random.operation_id(),
+    });
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| Error::Config {
+        variable: "AUTH_CLIENT_KEY",
+        problem: format!("could not sign a client assertion: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_form_encoded() {
+        assert_eq!(form_part("123@set-my-phone"), "123%40set-my-phone");
+        assert_eq!(form_part("a b+c"), "a+b%2Bc");
+    }
+}
