@@ -123,7 +123,8 @@ impl Config {
                 KeySource::Inline(jwks)
             }
             (None, Some(url)) => KeySource::Fetched(Some(
-                Url::parse(&url).ok_or_else(|| config_error("AUTH_JWKS_URL", "is not an http(s) URL"))?,
+                Url::parse(&url)
+                    .ok_or_else(|| config_error("AUTH_JWKS_URL", "is not an http(s) URL"))?,
             )),
             (None, None) => KeySource::Fetched(None),
         };
@@ -136,9 +137,8 @@ impl Config {
         let client = client_auth(&get)?;
         let check_revocation = match get("AUTH_CHECK_REVOCATION") {
             None => false,
-            Some(flag) => parse_flag(&flag).ok_or_else(|| {
-                config_error("AUTH_CHECK_REVOCATION", "must be true or false")
-            })?,
+            Some(flag) => parse_flag(&flag)
+                .ok_or_else(|| config_error("AUTH_CHECK_REVOCATION", "must be true or false"))?,
         };
         if check_revocation && client.is_none() {
             return Err(config_error(
@@ -454,16 +454,28 @@ mod tests {
             "AUTH_JWKS"
         );
         assert_eq!(
-            variable_of(config(&[("AUTH_ISSUER", "https://i"), ("AUTH_JWKS_URL", "x")])),
+            variable_of(config(&[
+                ("AUTH_ISSUER", "https://i"),
+                ("AUTH_JWKS_URL", "x")
+            ])),
             "AUTH_JWKS_URL"
         );
         assert_eq!(
             variable_of(with(("AUTH_INTROSPECTION_URL", "/x"))),
             "AUTH_INTROSPECTION_URL"
         );
-        assert_eq!(variable_of(with(("AUTH_CLIENT_ID", "c"))), "AUTH_CLIENT_SECRET");
-        assert_eq!(variable_of(with(("AUTH_CLIENT_SECRET", "s"))), "AUTH_CLIENT_ID");
-        assert_eq!(variable_of(with(("AUTH_CLIENT_KEY", "{}"))), "AUTH_CLIENT_KEY");
+        assert_eq!(
+            variable_of(with(("AUTH_CLIENT_ID", "c"))),
+            "AUTH_CLIENT_SECRET"
+        );
+        assert_eq!(
+            variable_of(with(("AUTH_CLIENT_SECRET", "s"))),
+            "AUTH_CLIENT_ID"
+        );
+        assert_eq!(
+            variable_of(with(("AUTH_CLIENT_KEY", "{}"))),
+            "AUTH_CLIENT_KEY"
+        );
         assert_eq!(
             variable_of(with(("AUTH_CHECK_REVOCATION", "true"))),
             "AUTH_CHECK_REVOCATION"

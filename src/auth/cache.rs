@@ -30,7 +30,10 @@ impl<T> Entry<T> {
 
 /// The store key for the `kind` entry about `subject` (a token, a URL).
 pub fn key(kind: &str, subject: &str) -> String {
-    format!("auth:{kind}:{}", hex::encode(Sha256::digest(subject.as_bytes())))
+    format!(
+        "auth:{kind}:{}",
+        hex::encode(Sha256::digest(subject.as_bytes()))
+    )
 }
 
 pub fn read<T: DeserializeOwned>(kv: &dyn KeyValue, key: &str) -> Option<Entry<T>> {

@@ -46,7 +46,9 @@ pub fn endpoints(issuer: &Issuer) -> Result<Endpoints, Error> {
             {
                 return Err(Error::Config {
                     variable: "AUTH_ISSUER",
-                    problem: format!("differs from the issuer its discovery document names ({named})"),
+                    problem: format!(
+                        "differs from the issuer its discovery document names ({named})"
+                    ),
                 });
             }
             let endpoints = Endpoints {

@@ -36,7 +36,11 @@ pub fn exchange(http: &dyn Http, request: &Request, what: &str) -> Result<Answer
 /// max-age`, clamped to 30 s … 1 day, 300 s when absent). Anything but 200 is unavailable.
 pub fn json_document(http: &dyn Http, url: &Url, what: &str) -> Result<(Vec<u8>, i64), Error> {
     let headers = vec![("accept".to_string(), "application/json".to_string())];
-    let answer = exchange(http, &request(Method::Get, url.clone(), headers, Vec::new()), what)?;
+    let answer = exchange(
+        http,
+        &request(Method::Get, url.clone(), headers, Vec::new()),
+        what,
+    )?;
     if answer.status != 200 {
         return Err(Error::IssuerUnavailable(format!(
             "{what}: the issuer answered {}",
@@ -53,13 +57,20 @@ pub fn json_document(http: &dyn Http, url: &Url, what: &str) -> Result<(Vec<u8>,
 
 /// `max-age=N` of a `Cache-Control` value; `no-store` and `no-cache` count as 0.
 fn max_age(cache_control: &str) -> Option<i64> {
-    cache_control.split(',').map(str::trim).find_map(|directive| {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(0);
-        }
-        lower.strip_prefix("max-age=")?.trim_matches('"').parse().ok()
-    })
+    cache_control
+        .split(',')
+        .map(str::trim)
+        .find_map(|directive| {
+            let lower = directive.to_ascii_lowercase();
+            if lower == "no-store" || lower == "no-cache" {
+                return Some(0);
+            }
+            lower
+                .strip_prefix("max-age=")?
+                .trim_matches('"')
+                .parse()
+                .ok()
+        })
 }
 
 #[cfg(test)]

@@ -70,7 +70,11 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
         return Err(Error::TokenInvalid("introspection: not active".into()));
     }
     let claims = &answer.claims;
-    if claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now) {
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|exp| exp <= now)
+    {
         return Err(Error::TokenInvalid("introspection: expired".into()));
     }
     if let Some(named) = claims.get("iss").and_then(Value::as_str)
@@ -79,7 +83,9 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
         return Err(Error::TokenInvalid("introspection: another issuer".into()));
     }
     if !audience_accepted(claims, config) {
-        return Err(Error::TokenInvalid("introspection: audience not accepted".into()));
+        return Err(Error::TokenInvalid(
+            "introspection: audience not accepted".into(),
+        ));
     }
     principal(claims, config)
 }
@@ -105,7 +111,10 @@ fn ask(issuer: &Issuer, client: &ClientAuth, token: &str, now: i64) -> Result<An
         ClientAuth::Basic { client_id, secret } => {
             // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
             let pair = format!("{}:{}", form_part(client_id), form_part(secret));
-            headers.push(("authorization".into(), format!("Basic {}", STANDARD.encode(pair))));
+            headers.push((
+                "authorization".into(),
+                format!("Basic {}", STANDARD.encode(pair)),
+            ));
         }
         ClientAuth::PrivateKeyJwt { .. } => {
             fields.push(("client_assertion_type", ASSERTION_TYPE.into()));
@@ -135,7 +144,11 @@ fn ask(issuer: &Issuer, client: &ClientAuth, token: &str, now: i64) -> Result<An
                 }
                 Some(other) => format!(
                     "or the introspection request was refused by the issuer ({})",
-                    other.chars().filter(char::is_ascii_graphic).take(64).collect::<String>()
+                    other
+                        .chars()
+                        .filter(char::is_ascii_graphic)
+                        .take(64)
+                        .collect::<String>()
                 ),
                 None => format!(
                     "or the introspection request was refused by the issuer (HTTP {})",
@@ -149,7 +162,10 @@ fn ask(issuer: &Issuer, client: &ClientAuth, token: &str, now: i64) -> Result<An
         }
         404 | 405 => Err(Error::Config {
             variable: "AUTH_INTROSPECTION_URL",
-            problem: format!("does not lead to an introspection endpoint (HTTP {})", answer.status),
+            problem: format!(
+                "does not lead to an introspection endpoint (HTTP {})",
+                answer.status
+            ),
         }),
         status => Err(Error::IssuerUnavailable(format!(
             "introspection: the issuer answered {status}"
@@ -173,12 +189,11 @@ fn assertion(issuer: &Issuer, client: &ClientAuth, now: i64) -> Result<String, E
     else {
         return Err(Error::TokenInvalid("no application key".into()));
     };
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|_| {
-        Error::Config {
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|_| Error::Config {
             variable: "AUTH_CLIENT_KEY",
             problem: "holds no RSA private key in PEM".into(),
-        }
-    })?;
+        })?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key_id.clone());
     let claims = serde_json::json!({

@@ -154,9 +154,19 @@ mod tests {
             clock: &clock,
             random: &random,
         };
-        assert_eq!(updater.create_once("k", || b"one".to_vec()).unwrap(), b"one");
-        assert_eq!(kv.counter(&claim_key("k")), 0, "the claim is dropped once used");
-        assert_eq!(updater.create_once("k", || b"two".to_vec()).unwrap(), b"one");
+        assert_eq!(
+            updater.create_once("k", || b"one".to_vec()).unwrap(),
+            b"one"
+        );
+        assert_eq!(
+            kv.counter(&claim_key("k")),
+            0,
+            "the claim is dropped once used"
+        );
+        assert_eq!(
+            updater.create_once("k", || b"two".to_vec()).unwrap(),
+            b"one"
+        );
         assert_eq!(kv.swaps.get(), 1, "one swap, from absent, by the one owner");
     }
 
@@ -189,7 +199,10 @@ mod tests {
             clock: &clock,
             random: &random,
         };
-        assert_eq!(updater.create_once("k", || b"mine".to_vec()).unwrap(), b"mine");
+        assert_eq!(
+            updater.create_once("k", || b"mine".to_vec()).unwrap(),
+            b"mine"
+        );
         assert_eq!(kv.swaps.get(), 1, "took over epoch 2 and wrote once");
         assert!(
             clock.slept.get() >= CLAIM_LEASE,
@@ -209,7 +222,10 @@ mod tests {
             random: &random,
         };
         let result = updater.create_once("k", || b"mine".to_vec());
-        assert!(matches!(result, Err(Error::StoreUnavailable(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::StoreUnavailable(_))),
+            "{result:?}"
+        );
         assert_eq!(kv.swaps.get(), 0, "a late owner never writes");
     }
 

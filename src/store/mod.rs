@@ -377,7 +377,11 @@ pub(crate) mod tests {
             .update("k", "op", bump)
             .unwrap();
         assert_eq!(updated.value, 2);
-        assert_eq!(kv.swaps.get(), 2, "one to create the empty record, one to change it");
+        assert_eq!(
+            kv.swaps.get(),
+            2,
+            "one to create the empty record, one to change it"
+        );
         assert_eq!(
             updater(&kv, &clock, &random)
                 .read("k")
@@ -398,7 +402,11 @@ pub(crate) mod tests {
         let updated = updater(&kv, &clock, &random)
             .update("k", "second", bump)
             .unwrap();
-        assert_eq!(kv.swaps.get(), 2 + 4, "creation and first update, then 4 attempts");
+        assert_eq!(
+            kv.swaps.get(),
+            2 + 4,
+            "creation and first update, then 4 attempts"
+        );
         assert_eq!(updated.operation.map(|op| op.sequence), Some(4));
     }
 
@@ -441,8 +449,16 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(updated.value, 2);
         let stored = updater(&kv, &clock, &random).read("k").unwrap().unwrap();
-        assert_eq!(stored.created, Timestamp::new(3, 0), "built on the other creation");
-        assert_eq!((stored.sequence, kv.swaps.get()), (2, 1), "one swap, from a value");
+        assert_eq!(
+            stored.created,
+            Timestamp::new(3, 0),
+            "built on the other creation"
+        );
+        assert_eq!(
+            (stored.sequence, kv.swaps.get()),
+            (2, 1),
+            "one swap, from a value"
+        );
     }
 
     #[test]

@@ -213,5 +213,9 @@ async fn resends_removes_and_verifies_racing_count_every_event_once() {
     let record = host.record(user).expect("record");
     assert_eq!(record["sequence"], serde_json::json!(events));
     assert!(sequences.iter().all(|s| *s <= events));
-    assert_eq!(host.sms_to(&e164(1)).len(), 1 + resent, "one SMS per code issued");
+    assert_eq!(
+        host.sms_to(&e164(1)).len(),
+        1 + resent,
+        "one SMS per code issued"
+    );
 }

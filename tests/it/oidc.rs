@@ -79,7 +79,10 @@ impl Provider {
             state,
             port,
             client_id: line["basic"]["clientId"].as_str().expect("id").into(),
-            client_secret: line["basic"]["clientSecret"].as_str().expect("secret").into(),
+            client_secret: line["basic"]["clientSecret"]
+                .as_str()
+                .expect("secret")
+                .into(),
             key_json: line["jwtClient"]["keyJson"].as_str().expect("key").into(),
             issuer,
             http: reqwest::Client::new(),
@@ -104,9 +107,16 @@ impl Provider {
     /// An access token for `sub` in `org`, `"opaque"` or `"jwt"`.
     pub async fn token(&self, sub: &str, org: &str, format: &str) -> String {
         let answer = self
-            .control(Method::POST, "/test/token", Some(json!({"sub": sub, "org": org, "format": format})))
+            .control(
+                Method::POST,
+                "/test/token",
+                Some(json!({"sub": sub, "org": org, "format": format})),
+            )
             .await;
-        answer["access_token"].as_str().expect("access_token").to_string()
+        answer["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn rotate_keys(&self) {
@@ -143,7 +153,11 @@ impl Provider {
             request = request.json(&body);
         }
         let response = request.send().await.expect("control endpoint");
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.expect("JSON")
     }
 
@@ -237,7 +251,10 @@ async fn opaque_tokens_are_accepted_with_client_secret_basic() {
     for (key, value) in host.store.entries("default") {
         let value = String::from_utf8_lossy(&value);
         for secret in [token.as_str(), provider.client_secret.as_str()] {
-            assert!(!key.contains(secret) && !value.contains(secret), "{key} holds a secret");
+            assert!(
+                !key.contains(secret) && !value.contains(secret),
+                "{key} holds a secret"
+            );
         }
     }
 }
@@ -264,8 +281,16 @@ async fn jwts_verify_against_discovered_keys_and_rotated_keys_need_no_restart() 
     provider.rotate_keys().await;
     let after = provider.token("jwt-user", "org-9", "jwt").await;
     let answer = get(&host, &after).await;
-    assert_eq!(answer.status, 200, "a token signed by the new key: {:?}", answer.body);
-    assert_eq!(get(&host, &before).await.status, 200, "the previous key is still served");
+    assert_eq!(
+        answer.status, 200,
+        "a token signed by the new key: {:?}",
+        answer.body
+    );
+    assert_eq!(
+        get(&host, &before).await.status,
+        200,
+        "the previous key is still served"
+    );
 
     // Without introspection credentials an opaque token cannot be checked: 401.
     let opaque = provider.token("jwt-user", "org-9", "opaque").await;

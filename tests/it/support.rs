@@ -103,7 +103,11 @@ pub async fn start_wasm(wasm: PathBuf, env: Vec<(String, String)>) -> TestHost {
     start_wasm_on(wasm, env, MemoryBackend::new()).await
 }
 
-async fn start_wasm_on(wasm: PathBuf, env: Vec<(String, String)>, store: MemoryBackend) -> TestHost {
+async fn start_wasm_on(
+    wasm: PathBuf,
+    env: Vec<(String, String)>,
+    store: MemoryBackend,
+) -> TestHost {
     let sms = RecordingSms::new();
     let running = HostBuilder::new(wasm)
         .envs(env)

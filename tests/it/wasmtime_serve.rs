@@ -298,14 +298,21 @@ async fn opaque_tokens_round_trip_through_the_issuer() {
     drop(serve);
 
     let logged = std::fs::read_to_string(&log).expect("log");
-    assert!(logged.contains("AUTH_CLIENT_SECRET"), "the problem is logged: {logged}");
+    assert!(
+        logged.contains("AUTH_CLIENT_SECRET"),
+        "the problem is logged: {logged}"
+    );
     for secret in [wrong, provider.client_secret.as_str(), token.as_str()] {
         assert!(!refused.body.to_string().contains(secret));
         assert!(!logged.contains(secret), "a secret in the log");
         for entry in walk(&data) {
-            let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
             let name = entry.display().to_string();
-            assert!(!text.contains(secret) && !name.contains(secret), "{name} holds a secret");
+            assert!(
+                !text.contains(secret) && !name.contains(secret),
+                "{name} holds a secret"
+            );
         }
     }
 }

@@ -52,9 +52,7 @@ impl sender::Guest for Component {
             Plan::Send { request, provider } => exchange(&request)
                 .map_err(|failure| match failure {
                     Failure::Refused(why) => SendError::Permanent(why),
-                    Failure::Unreachable(why) => {
-                        SendError::Retryable(format!("provider {why}"))
-                    }
+                    Failure::Unreachable(why) => SendError::Retryable(format!("provider {why}")),
                 })
                 .and_then(|answer| provider::interpret(provider, &answer, now)),
         };

@@ -2,9 +2,9 @@
 //! `To`, `From`, `Body`, HTTP Basic auth `sid:token`; the answer's `sid` is the message id.
 
 use crate::provider::{Answer, Message, Outgoing, SendError, Url, failure, post, setting, success};
-use set_my_phone_outgoing_http::form;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use set_my_phone_outgoing_http::form;
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
 
