@@ -123,6 +123,7 @@ async fn concurrent_first_sets_on_a_store_whose_swap_from_absent_overwrites() {
 async fn first_gets_racing_first_sets_lose_nothing_when_swap_from_absent_overwrites() {
     let host = support::start().await;
     host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let host = &host;
     let user = "first-contact";
     let answers = join_all((0..40).map(|i| async move {
         if i % 4 == 0 {
@@ -177,6 +178,7 @@ async fn resends_removes_and_verifies_racing_count_every_event_once() {
     env.push(("PHONE_CODE_MAX_ATTEMPTS".into(), "100".into()));
     let host = support::start_with_env(env).await;
     host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let host = &host;
     let user = "busy";
     assert_eq!(host.set_phone(user, &number(1)).await.status, 200);
     host.running.idle().await;
