@@ -604,7 +604,11 @@ async fn two_hosts_on_one_redis_lose_no_update_and_never_repeat_a_sequence() {
                 }
             }
             409 => assert_eq!(answer.code(), 10, "{answer:?}"),
-            _ => panic!("unexpected answer {answer:?}"),
+            _ => panic!(
+                "unexpected answer {answer:?}; host logs:\n{}\n{}",
+                a.stderr.lock().unwrap(),
+                b.stderr.lock().unwrap()
+            ),
         }
     }
     let successes = sequences.len() as u64;

@@ -530,3 +530,122 @@ async fn guards_answer_resource_exhausted_on_both_transports() {
     host.running.idle().await;
     assert_eq!(host.sms.messages().len(), 1, "nothing more sent");
 }
+
+/// One HTTP/2 frame: 9-byte head (length, type, flags, stream id), then the payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len())
+        .expect("small frame")
+        .to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// HPACK "literal header field without indexing, new name", no Huffman (names and values here
+/// are shorter than 127 bytes).
+fn hpack_literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0x00);
+    for text in [name, value] {
+        assert!(text.len() < 127, "{text} needs a multi-byte length");
+        block.push(u8::try_from(text.len()).expect("short"));
+        block.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// The frames (type, flags) the server sends on stream 1 for one h2c gRPC request, up to the
+/// frame that ends the stream; spoken by hand so that the exact framing shows.
+async fn h2_frames_of_one_call(host: &TestHost, path: &str, message: &[u8]) -> Vec<(u8, u8)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const HEADERS: u8 = 0x1;
+    const DATA: u8 = 0x0;
+    const SETTINGS: u8 = 0x4;
+    const RST_STREAM: u8 = 0x3;
+    const END_STREAM: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    const ACK: u8 = 0x1;
+
+    let mut stream = tokio::net::TcpStream::connect(host.running.addr())
+        .await
+        .expect("connect");
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        hpack_literal(&mut block, name, value);
+    }
+    let mut body = vec![0];
+    body.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    body.extend_from_slice(message);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(SETTINGS, 0, 0, &[]));
+    out.extend(h2_frame(HEADERS, END_HEADERS, 1, &block));
+    out.extend(h2_frame(DATA, END_STREAM, 1, &body));
+    stream.write_all(&out).await.expect("write");
+
+    let mut seen = Vec::new();
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await.expect("frame head");
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; length];
+            stream
+                .read_exact(&mut payload)
+                .await
+                .expect("frame payload");
+            if kind == SETTINGS && flags & ACK == 0 {
+                stream
+                    .write_all(&h2_frame(SETTINGS, ACK, 0, &[]))
+                    .await
+                    .expect("settings ack");
+            }
+            if id != 1 {
+                continue;
+            }
+            seen.push((kind, flags));
+            if kind == RST_STREAM || flags & END_STREAM != 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("stream 1 did not end; frames so far: {seen:?}"));
+    seen
+}
+
+/// An error answer is Trailers-Only: one HEADERS frame that ends the stream. Clients such as
+/// grpc-js read a status from the first HEADERS frame only when it carries END_STREAM; headers
+/// followed by an empty DATA frame ending the stream reach them as "Call ended without gRPC
+/// status". A success is HEADERS, DATA, then trailers ending the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answer_is_one_headers_frame_ending_the_stream() {
+    let host = support::start().await;
+    // Not protobuf: code 3, answered before the token is looked at.
+    let frames = h2_frames_of_one_call(
+        &host,
+        "/zitadel.auth.v1.AuthService/SetMyPhone",
+        &[0xff, 0xff],
+    )
+    .await;
+    assert_eq!(
+        frames,
+        [(0x1, 0x1 | 0x4)],
+        "HEADERS with END_STREAM | END_HEADERS"
+    );
+    // Unknown method: code 12, the same way.
+    let frames = h2_frames_of_one_call(&host, "/zitadel.auth.v1.AuthService/Nope", &[]).await;
+    assert_eq!(
+        frames,
+        [(0x1, 0x1 | 0x4)],
+        "HEADERS with END_STREAM | END_HEADERS"
+    );
+}
