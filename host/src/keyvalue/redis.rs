@@ -7,6 +7,10 @@
 //!
 //! The connection reconnects by itself; every operation has a time limit, so a Redis that is down
 //! or hangs answers [`BackendError`] quickly instead of holding requests.
+//!
+//! Redis I/O runs on a runtime of its own (one thread): the host's worker threads run guests, and
+//! on a busy machine guests kept them from reading Redis's answers until the time limit passed
+//! (`redis: timed out` under a CPU hog, though Redis itself answered at once).
 
 use std::time::Duration;
 
@@ -56,6 +60,8 @@ return redis.call('HGET', KEYS[1], 'v')
 pub struct RedisBackend {
     connection: ConnectionManager,
     timeout: Duration,
+    /// The runtime every Redis call runs on.
+    io: tokio::runtime::Handle,
     set: std::sync::Arc<Script>,
     swap: std::sync::Arc<Script>,
     increment: std::sync::Arc<Script>,
@@ -104,12 +110,27 @@ fn escape_glob(text: &str) -> String {
     escaped
 }
 
+/// A one-thread runtime for Redis I/O, running until the process ends.
+fn io_runtime() -> Result<tokio::runtime::Handle, BackendError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| BackendError::new(format!("redis: no I/O runtime: {err}")))?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("redis-io".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .map_err(|err| BackendError::new(format!("redis: no I/O thread: {err}")))?;
+    Ok(handle)
+}
+
 impl RedisBackend {
     /// A backend for the Redis at `url` (`redis://host:port[/db]`), with a 4 s limit per operation;
-    /// call it inside a Tokio runtime.
+    /// it starts a thread of its own for Redis I/O.
     ///
-    /// Fails only on a malformed URL: the connection is made on first use and remade whenever it
-    /// breaks, so a Redis that is down at start-up is not an error here (see [`Self::ping`]).
+    /// Fails on a malformed URL (or when no I/O thread can start): the connection is made on first
+    /// use and remade whenever it breaks, so a Redis that is down at start-up is not an error here
+    /// (see [`Self::ping`]).
     pub fn connect(url: &str) -> Result<Self, BackendError> {
         Self::connect_with_timeout(url, DEFAULT_TIMEOUT)
     }
@@ -118,6 +139,9 @@ impl RedisBackend {
     pub fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self, BackendError> {
         let client = Client::open(url)
             .map_err(|err| BackendError::new(format!("bad Redis URL {url:?}: {err}")))?;
+        let io = io_runtime()?;
+        // The connection's own tasks start on the runtime current when it is made.
+        let _entered = io.enter();
         let config = ConnectionManagerConfig::new()
             // One attempt per operation: the operation's own limit bounds the wait, and the next
             // operation tries again.
@@ -129,6 +153,7 @@ impl RedisBackend {
         Ok(Self {
             connection,
             timeout,
+            io: io.clone(),
             set: std::sync::Arc::new(Script::new(SET_SCRIPT)),
             swap: std::sync::Arc::new(Script::new(SWAP_SCRIPT)),
             increment: std::sync::Arc::new(Script::new(INCREMENT_SCRIPT)),
@@ -147,18 +172,22 @@ impl RedisBackend {
         .map(drop)
     }
 
-    /// Runs one Redis call within the time limit.
-    async fn limited<T>(
+    /// Runs one Redis call on the I/O runtime, within the time limit.
+    async fn limited<T: Send + 'static>(
         &self,
-        call: impl Future<Output = ::redis::RedisResult<T>>,
+        call: impl Future<Output = ::redis::RedisResult<T>> + Send + 'static,
     ) -> Result<T, BackendError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(err)) => Err(redis_error(&err)),
-            Err(_) => Err(BackendError::new(format!(
-                "redis: no answer within {:?}",
-                self.timeout
+        let timeout = self.timeout;
+        let task = self
+            .io
+            .spawn(async move { tokio::time::timeout(timeout, call).await });
+        match task.await {
+            Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(err))) => Err(redis_error(&err)),
+            Ok(Err(_)) => Err(BackendError::new(format!(
+                "redis: no answer within {timeout:?}"
             ))),
+            Err(err) => Err(BackendError::new(format!("redis: the call failed: {err}"))),
         }
     }
 }
