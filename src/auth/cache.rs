@@ -19,6 +19,16 @@ pub struct Entry<T> {
 }
 
 impl<T> Entry<T> {
+    /// A value fetched at `now`, fresh for `max_age` seconds and usable `grace` seconds longer.
+    pub fn fetched(now: i64, max_age: i64, grace: i64, value: T) -> Self {
+        Entry {
+            stored: now,
+            fresh_until: now + max_age,
+            usable_until: now + max_age + grace,
+            value,
+        }
+    }
+
     pub fn is_fresh(&self, now: i64) -> bool {
         now < self.fresh_until
     }

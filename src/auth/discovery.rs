@@ -55,16 +55,8 @@ pub fn endpoints(issuer: &Issuer) -> Result<Endpoints, Error> {
                 jwks_uri: document.jwks_uri,
                 introspection_endpoint: document.introspection_endpoint,
             };
-            cache::write(
-                issuer.kv,
-                &key,
-                &Entry {
-                    stored: now,
-                    fresh_until: now + max_age,
-                    usable_until: now + max_age + GRACE_SECONDS,
-                    value: endpoints.clone(),
-                },
-            );
+            let entry = Entry::fetched(now, max_age, GRACE_SECONDS, endpoints.clone());
+            cache::write(issuer.kv, &key, &entry);
             Ok(endpoints)
         }
         Err(error) => match cached.filter(|entry| entry.is_usable(now)) {

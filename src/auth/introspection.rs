@@ -55,12 +55,7 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
                 now + INACTIVE_CACHE_SECONDS
             };
             if fresh_until > now {
-                let entry = Entry {
-                    stored: now,
-                    fresh_until,
-                    usable_until: fresh_until,
-                    value: answer.clone(),
-                };
+                let entry = Entry::fetched(now, fresh_until - now, 0, answer.clone());
                 cache::write(issuer.kv, &key, &entry);
             }
             answer

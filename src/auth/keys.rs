@@ -55,16 +55,8 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
     }
     match fetch_keys(issuer, &url) {
         Ok((document, keys, max_age)) => {
-            cache::write(
-                issuer.kv,
-                &key,
-                &Entry {
-                    stored: now,
-                    fresh_until: now + max_age,
-                    usable_until: now + max_age + GRACE_SECONDS,
-                    value: document,
-                },
-            );
+            let entry = Entry::fetched(now, max_age, GRACE_SECONDS, document);
+            cache::write(issuer.kv, &key, &entry);
             Ok(keys)
         }
         Err(error) => match cached_keys {

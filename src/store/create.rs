@@ -146,44 +146,44 @@ mod tests {
         crate::code::tests::CountingRandom(Cell::new(0))
     }
 
-    #[test]
-    fn the_first_creator_writes_and_later_ones_read_its_value() {
-        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(5), random());
+    /// Runs `create_once("k", make)` on `kv` with a standing clock; answers it and the clock.
+    fn create(
+        kv: &MemoryKv,
+        clock: FixedClock,
+        make: &[u8],
+    ) -> (Result<Vec<u8>, Error>, FixedClock) {
+        let random = random();
         let updater = Updater {
-            kv: &kv,
+            kv,
             clock: &clock,
             random: &random,
         };
-        assert_eq!(
-            updater.create_once("k", || b"one".to_vec()).unwrap(),
-            b"one"
-        );
+        let result = updater.create_once("k", || make.to_vec());
+        (result, clock)
+    }
+
+    #[test]
+    fn the_first_creator_writes_and_later_ones_read_its_value() {
+        let kv = MemoryKv::default();
+        assert_eq!(create(&kv, FixedClock::at(5), b"one").0.unwrap(), b"one");
         assert_eq!(
             kv.counter(&claim_key("k")),
             0,
             "the claim is dropped once used"
         );
-        assert_eq!(
-            updater.create_once("k", || b"two".to_vec()).unwrap(),
-            b"one"
-        );
+        assert_eq!(create(&kv, FixedClock::at(5), b"two").0.unwrap(), b"one");
         assert_eq!(kv.swaps.get(), 1, "one swap, from absent, by the one owner");
     }
 
     #[test]
     fn a_creator_that_loses_the_claim_waits_and_never_swaps_from_absent() {
-        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(5), random());
+        let kv = MemoryKv::default();
         kv.upsert_from_absent.set(true);
         // Another caller has just claimed epoch 1 and writes "theirs" on our third poll.
         kv.counters.borrow_mut().insert(claim_key("k"), 1);
         *kv.write_after_gets.borrow_mut() = Some(("k".into(), b"theirs".to_vec(), 3));
-        let updater = Updater {
-            kv: &kv,
-            clock: &clock,
-            random: &random,
-        };
         assert_eq!(
-            updater.create_once("k", || b"mine".to_vec()).unwrap(),
+            create(&kv, FixedClock::at(5), b"mine").0.unwrap(),
             b"theirs"
         );
         assert_eq!(kv.swaps.get(), 0, "a waiter never swaps from absent");
@@ -191,18 +191,11 @@ mod tests {
 
     #[test]
     fn an_abandoned_claim_is_taken_over_after_the_lease() {
-        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(5), random());
+        let kv = MemoryKv::default();
         // Epoch 1 was claimed by a caller that died before writing.
         kv.counters.borrow_mut().insert(claim_key("k"), 1);
-        let updater = Updater {
-            kv: &kv,
-            clock: &clock,
-            random: &random,
-        };
-        assert_eq!(
-            updater.create_once("k", || b"mine".to_vec()).unwrap(),
-            b"mine"
-        );
+        let (result, clock) = create(&kv, FixedClock::at(5), b"mine");
+        assert_eq!(result.unwrap(), b"mine");
         assert_eq!(kv.swaps.get(), 1, "took over epoch 2 and wrote once");
         assert!(
             clock.slept.get() >= CLAIM_LEASE,
@@ -212,16 +205,12 @@ mod tests {
 
     #[test]
     fn an_owner_past_half_the_lease_does_not_write() {
-        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(5), random());
+        let kv = MemoryKv::default();
         // The clock jumps 6 s between the claim and the swap: the owner must give up, and (as
         // nobody else writes here) the caller ends up taking over its own stale claim.
+        let clock = FixedClock::at(5);
         clock.step_on_read.set(Some(6));
-        let updater = Updater {
-            kv: &kv,
-            clock: &clock,
-            random: &random,
-        };
-        let result = updater.create_once("k", || b"mine".to_vec());
+        let (result, _) = create(&kv, clock, b"mine");
         assert!(
             matches!(result, Err(Error::StoreUnavailable(_))),
             "{result:?}"
@@ -231,14 +220,9 @@ mod tests {
 
     #[test]
     fn nothing_is_written_when_the_store_fails() {
-        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(5), random());
+        let kv = MemoryKv::default();
         kv.swap_store_error.set(true);
-        let updater = Updater {
-            kv: &kv,
-            clock: &clock,
-            random: &random,
-        };
-        assert!(updater.create_once("k", || b"v".to_vec()).is_err());
+        assert!(create(&kv, FixedClock::at(5), b"v").0.is_err());
         assert!(kv.data.borrow().is_empty());
     }
 }
