@@ -1,11 +1,13 @@
 //! The issuer's signing keys: `AUTH_JWKS` as given, or the JWKS at `AUTH_JWKS_URL` / the
 //! discovered `jwks_uri`, cached in the key-value store for its `max-age`.
 //!
-//! A token naming a `kid` the cache does not hold makes one refetch, at most once per
-//! [`REFETCH_WINDOW_SECONDS`] for all instances together (an `increment`-allocated slot in the
-//! store), so tokens with made-up `kid`s cannot make the service hammer the issuer. When the
-//! issuer cannot be reached, cached keys stay in use for a day past their age; with none, the
-//! answer is 503 (the caller did nothing wrong).
+//! Cached keys that are stale, or that lack a token's `kid`, make one refetch, then none for
+//! [`REFETCH_INTERVAL_SECONDS`] (whether it worked or not), for all instances together: of the
+//! requests that see the same cached generation, only the first to `increment` its slot refetches.
+//! So tokens with made-up `kid`s cannot make the service hammer the issuer, while a key rotated in
+//! right after the first fetch is still picked up. When the issuer cannot be reached, cached keys
+//! stay in use for a day past their age; with none, the answer is 503 (the caller did nothing
+//! wrong).
 
 use super::cache::{self, Entry};
 use super::discovery::{self, GRACE_SECONDS};
@@ -14,9 +16,21 @@ use crate::config::KeySource;
 use crate::error::Error;
 use crate::platform::Url;
 use jsonwebtoken::jwk::JwkSet;
+use serde::{Deserialize, Serialize};
 
-/// At most one refetch of a key set per window, across instances.
-pub const REFETCH_WINDOW_SECONDS: i64 = 30;
+/// Least time between two refetches of a key set, across instances.
+pub const REFETCH_INTERVAL_SECONDS: i64 = 30;
+
+/// A cached key set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Cached {
+    /// The JWKS document as served: parsing it is the cheap part.
+    document: String,
+    /// Counts the writes of this entry; names the slot that elects the next refetch.
+    generation: u64,
+    /// When the last refetch was tried (the first fetch does not count).
+    refetched: Option<i64>,
+}
 
 /// The keys to verify a token naming `kid` with.
 pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
@@ -36,37 +50,69 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
     );
     let key = cache::key("jwks", &url_text);
     let now = issuer.clock.now().seconds;
-    // The raw document is cached: parsing it is the cheap part.
-    let cached: Option<Entry<String>> = cache::read(issuer.kv, &key);
-    let cached_keys = cached
-        .as_ref()
+    let cached: Option<Entry<Cached>> = cache::read(issuer.kv, &key);
+    let usable = cached
         .filter(|entry| entry.is_usable(now))
-        .and_then(|entry| serde_json::from_str::<JwkSet>(&entry.value).ok());
-    if let (Some(entry), Some(keys)) = (&cached, &cached_keys) {
-        let knows_kid = kid.is_none_or(|kid| keys.find(kid).is_some());
-        if entry.is_fresh(now) && knows_kid {
-            return Ok(keys.clone());
-        }
-        // Stale, or a kid we have not seen: refetch, unless another request already did in
-        // this window; meanwhile the cached keys are the answer (an unknown kid then fails).
-        if !refetch_slot(issuer, &key, now) {
-            return Ok(keys.clone());
-        }
+        .and_then(|entry| {
+            let keys = serde_json::from_str::<JwkSet>(&entry.value.document).ok()?;
+            Some((entry, keys))
+        });
+    let Some((entry, keys)) = usable else {
+        // Nothing usable cached: ask, whatever other requests do.
+        let (document, keys, max_age) = fetch_keys(issuer, &url)?;
+        let cached = Cached {
+            document,
+            generation: 0,
+            refetched: None,
+        };
+        cache::write(
+            issuer.kv,
+            &key,
+            &Entry::fetched(now, max_age, GRACE_SECONDS, cached),
+        );
+        return Ok(keys);
+    };
+    let knows_kid = kid.is_none_or(|kid| keys.find(kid).is_some());
+    if entry.is_fresh(now) && knows_kid {
+        return Ok(keys);
     }
-    match fetch_keys(issuer, &url) {
-        Ok((document, keys, max_age)) => {
-            let entry = Entry::fetched(now, max_age, GRACE_SECONDS, document);
-            cache::write(issuer.kv, &key, &entry);
-            Ok(keys)
-        }
-        Err(error) => match cached_keys {
-            Some(keys) => {
-                eprintln!("set-my-phone: using cached signing keys: {error}");
-                Ok(keys)
-            }
-            None => Err(error),
-        },
+    // Stale, or a kid we have not seen: refetch if this request is elected; otherwise (and if
+    // the refetch fails) the cached keys are the answer, and an unknown kid then fails.
+    let recently = entry
+        .value
+        .refetched
+        .is_some_and(|at| now - at < REFETCH_INTERVAL_SECONDS);
+    if recently || !elected(issuer, &key, entry.value.generation) {
+        return Ok(keys);
     }
+    let generation = entry.value.generation + 1;
+    let (written, answer) = match fetch_keys(issuer, &url) {
+        Ok((document, fresh_keys, max_age)) => {
+            let cached = Cached {
+                document,
+                generation,
+                refetched: Some(now),
+            };
+            (
+                Entry::fetched(now, max_age, GRACE_SECONDS, cached),
+                fresh_keys,
+            )
+        }
+        Err(error) => {
+            eprintln!("set-my-phone: using cached signing keys: {error}");
+            // Same keys and lifetimes; only the attempt is noted, so the next waits its turn.
+            let mut kept = entry;
+            kept.value.generation = generation;
+            kept.value.refetched = Some(now);
+            (kept, keys)
+        }
+    };
+    cache::write(issuer.kv, &key, &written);
+    // The slot before last is done with (hosts cap the number of keys).
+    if let Some(old) = generation.checked_sub(2) {
+        let _ = issuer.kv.delete(&slot(&key, old));
+    }
+    Ok(answer)
 }
 
 fn fetch_keys(issuer: &Issuer, url: &Url) -> Result<(String, JwkSet, i64), Error> {
@@ -78,17 +124,12 @@ fn fetch_keys(issuer: &Issuer, url: &Url) -> Result<(String, JwkSet, i64), Error
     Ok((document, keys, max_age))
 }
 
-/// Whether this request may refetch the key set cached at `key`: the first to ask in the
-/// current window gets the slot. A store that cannot count says no (the cached keys serve).
-fn refetch_slot(issuer: &Issuer, key: &str, now: i64) -> bool {
-    let window = now.div_euclid(REFETCH_WINDOW_SECONDS);
-    let slot = format!("{key}:refetch:{window}");
-    match issuer.kv.increment(&slot, 1) {
-        Ok(1) => {
-            // The previous window's counter is done with; hosts cap the number of keys.
-            let _ = issuer.kv.delete(&format!("{key}:refetch:{}", window - 1));
-            true
-        }
-        _ => false,
-    }
+fn slot(key: &str, generation: u64) -> String {
+    format!("{key}:refetch:{generation}")
+}
+
+/// Whether this request is the first to ask to refetch the `generation` cached at `key`. A
+/// store that cannot count says no (the cached keys serve).
+fn elected(issuer: &Issuer, key: &str, generation: u64) -> bool {
+    matches!(issuer.kv.increment(&slot(key, generation), 1), Ok(1))
 }
