@@ -133,3 +133,138 @@ fn slot(key: &str, generation: u64) -> String {
 fn elected(issuer: &Issuer, key: &str, generation: u64) -> bool {
     matches!(issuer.kv.increment(&slot(key, generation), 1), Ok(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::tests::CountingRandom;
+    use crate::config::Config;
+    use crate::platform::{Answer, Failure, Http, Request};
+    use crate::store::tests::{FixedClock, MemoryKv};
+    use std::cell::{Cell, RefCell};
+
+    /// An issuer that serves `jwks` (or nothing, when down) and counts what it is asked.
+    struct FakeIssuer {
+        jwks: RefCell<String>,
+        down: Cell<bool>,
+        fetches: Cell<u32>,
+    }
+
+    impl Http for FakeIssuer {
+        fn exchange(&self, _: &Request) -> Result<Answer, Failure> {
+            if self.down.get() {
+                return Err(Failure::Unreachable("connection refused".into()));
+            }
+            self.fetches.set(self.fetches.get() + 1);
+            Ok(Answer {
+                status: 200,
+                headers: vec![("cache-control".into(), "max-age=300".into())],
+                body: self.jwks.borrow().clone().into_bytes(),
+            })
+        }
+    }
+
+    fn jwks(kids: &[&str]) -> String {
+        let keys: Vec<String> = kids
+            .iter()
+            .map(|kid| {
+                format!(
+                    r#"{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}"#
+                )
+            })
+            .collect();
+        format!(r#"{{"keys":[{}]}}"#, keys.join(","))
+    }
+
+    fn config() -> Config {
+        Config::from_lookup(|name| match name {
+            "AUTH_ISSUER" => Some("https://issuer.test".into()),
+            "AUTH_JWKS_URL" => Some("https://issuer.test/keys".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn kids(issuer: &Issuer, kid: &str) -> Result<Vec<String>, Error> {
+        let keys = key_set(issuer, Some(kid))?;
+        Ok(keys
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect())
+    }
+
+    #[test]
+    fn unknown_kids_refetch_once_then_wait_their_turn() {
+        let (kv, clock, random, config) = (
+            MemoryKv::default(),
+            FixedClock::at(1000),
+            CountingRandom(Cell::new(0)),
+            config(),
+        );
+        let http = FakeIssuer {
+            jwks: RefCell::new(jwks(&["a"])),
+            down: Cell::new(false),
+            fetches: Cell::new(0),
+        };
+        let issuer = Issuer {
+            config: &config,
+            kv: &kv,
+            http: &http,
+            clock: &clock,
+            random: &random,
+        };
+        assert_eq!(kids(&issuer, "a").unwrap(), ["a"]);
+        // The issuer rotates in "b": a token naming it makes one refetch, at once.
+        *http.jwks.borrow_mut() = jwks(&["a", "b"]);
+        assert_eq!(kids(&issuer, "b").unwrap(), ["a", "b"]);
+        assert_eq!(http.fetches.get(), 2);
+        // Made-up kids for the next 30 s: no more fetches.
+        for second in 0..30 {
+            clock.seconds.set(1000 + second);
+            assert_eq!(kids(&issuer, "made-up").unwrap(), ["a", "b"]);
+        }
+        assert_eq!(http.fetches.get(), 2);
+        clock.seconds.set(1031);
+        kids(&issuer, "made-up").unwrap();
+        assert_eq!(http.fetches.get(), 3, "one more after 30 s");
+    }
+
+    #[test]
+    fn an_unreachable_issuer_leaves_cached_keys_in_use_and_none_is_unavailable() {
+        let (kv, clock, random, config) = (
+            MemoryKv::default(),
+            FixedClock::at(1000),
+            CountingRandom(Cell::new(0)),
+            config(),
+        );
+        let http = FakeIssuer {
+            jwks: RefCell::new(jwks(&["a"])),
+            down: Cell::new(true),
+            fetches: Cell::new(0),
+        };
+        let issuer = Issuer {
+            config: &config,
+            kv: &kv,
+            http: &http,
+            clock: &clock,
+            random: &random,
+        };
+        assert!(matches!(
+            kids(&issuer, "a"),
+            Err(Error::IssuerUnavailable(_))
+        ));
+        http.down.set(false);
+        kids(&issuer, "a").unwrap();
+        http.down.set(true);
+        // Stale (past max-age) but within the day of grace: still served.
+        clock.seconds.set(1000 + 300 + 3600);
+        assert_eq!(kids(&issuer, "a").unwrap(), ["a"]);
+        // Past the grace: nothing usable.
+        clock.seconds.set(1000 + 300 + 24 * 3600 + 1);
+        assert!(matches!(
+            kids(&issuer, "a"),
+            Err(Error::IssuerUnavailable(_))
+        ));
+    }
+}
