@@ -208,10 +208,142 @@ fn assertion(issuer: &Issuer, client: &ClientAuth, now: i64) -> Result<String, E
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::tests::CountingRandom;
+    use crate::config::Config;
+    use crate::platform::{Answer as HttpAnswer, Failure, Http, Request};
+    use crate::store::tests::{FixedClock, MemoryKv};
+    use std::cell::{Cell, RefCell};
+
+    const TOKEN: &str = "opaque-token-0123456789";
+    const SECRET: &str = "client-secret-0123456789";
+
+    /// An introspection endpoint answering `status` and `body`, remembering what it was sent.
+    struct Endpoint {
+        status: Cell<u16>,
+        body: RefCell<String>,
+        sent: RefCell<Vec<Request>>,
+    }
+
+    impl Http for Endpoint {
+        fn exchange(&self, request: &Request) -> Result<HttpAnswer, Failure> {
+            self.sent.borrow_mut().push(request.clone());
+            Ok(HttpAnswer {
+                status: self.status.get(),
+                headers: Vec::new(),
+                body: self.body.borrow().clone().into_bytes(),
+            })
+        }
+    }
+
+    fn endpoint(status: u16, body: &str) -> Endpoint {
+        Endpoint {
+            status: Cell::new(status),
+            body: RefCell::new(body.into()),
+            sent: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn config() -> Config {
+        Config::from_lookup(|name| match name {
+            "AUTH_ISSUER" => Some("https://issuer.test".into()),
+            "AUTH_INTROSPECTION_URL" => Some("https://issuer.test/introspect".into()),
+            "AUTH_CLIENT_ID" => Some("123@project".into()),
+            "AUTH_CLIENT_SECRET" => Some(SECRET.into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn ask(endpoint: &Endpoint, kv: &MemoryKv, clock: &FixedClock) -> Result<Principal, Error> {
+        let (config, random) = (config(), CountingRandom(Cell::new(0)));
+        let issuer = Issuer {
+            config: &config,
+            kv,
+            http: endpoint,
+            clock,
+            random: &random,
+        };
+        introspect(&issuer, TOKEN)
+    }
 
     #[test]
     fn credentials_are_form_encoded() {
         assert_eq!(form_part("123@set-my-phone"), "123%40set-my-phone");
         assert_eq!(form_part("a b+c"), "a+b%2Bc");
+    }
+
+    #[test]
+    fn an_active_answer_names_the_caller_and_is_reused_until_the_cache_expires() {
+        let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
+        let endpoint = endpoint(
+            200,
+            r#"{"active":true,"sub":"u1","exp":5000,"iss":"https://issuer.test","urn:zitadel:iam:user:resourceowner:id":"o1"}"#,
+        );
+        let principal = ask(&endpoint, &kv, &clock).unwrap();
+        assert_eq!(
+            (
+                principal.user_id.as_str(),
+                principal.resource_owner.as_str()
+            ),
+            ("u1", "o1")
+        );
+        clock.seconds.set(1059);
+        ask(&endpoint, &kv, &clock).unwrap();
+        assert_eq!(endpoint.sent.borrow().len(), 1, "answered from the cache");
+        clock.seconds.set(1060);
+        ask(&endpoint, &kv, &clock).unwrap();
+        assert_eq!(endpoint.sent.borrow().len(), 2, "asked again after 60 s");
+
+        let request = &endpoint.sent.borrow()[0];
+        let expected = format!(
+            "Basic {}",
+            STANDARD.encode(format!("123%40project:{SECRET}"))
+        );
+        assert_eq!(request.header("authorization"), Some(expected.as_str()));
+        assert_eq!(request.body, format!("token={TOKEN}").into_bytes());
+        for (key, (_, value)) in kv.data.borrow().iter() {
+            let value = String::from_utf8_lossy(value);
+            assert!(
+                !key.contains(TOKEN) && !value.contains(TOKEN),
+                "{key} holds the token"
+            );
+        }
+    }
+
+    #[test]
+    fn an_inactive_token_is_refused_and_the_refusal_kept_ten_seconds() {
+        let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
+        let endpoint = endpoint(200, r#"{"active":false}"#);
+        assert!(matches!(
+            ask(&endpoint, &kv, &clock),
+            Err(Error::TokenInvalid(_))
+        ));
+        clock.seconds.set(1009);
+        assert!(matches!(
+            ask(&endpoint, &kv, &clock),
+            Err(Error::TokenInvalid(_))
+        ));
+        assert_eq!(endpoint.sent.borrow().len(), 1);
+        clock.seconds.set(1010);
+        let _ = ask(&endpoint, &kv, &clock);
+        assert_eq!(endpoint.sent.borrow().len(), 2);
+    }
+
+    #[test]
+    fn refused_credentials_name_the_variable_and_a_failing_issuer_is_unavailable() {
+        let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
+        let endpoint = endpoint(401, r#"{"error":"invalid_client"}"#);
+        match ask(&endpoint, &kv, &clock) {
+            Err(Error::Config { variable, problem }) => {
+                assert_eq!(variable, "AUTH_CLIENT_SECRET");
+                assert!(!problem.contains(SECRET));
+            }
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+        endpoint.status.set(503);
+        assert!(matches!(
+            ask(&endpoint, &kv, &clock),
+            Err(Error::IssuerUnavailable(_))
+        ));
     }
 }
