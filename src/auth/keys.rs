@@ -194,8 +194,9 @@ mod tests {
             .collect())
     }
 
-    #[test]
-    fn unknown_kids_refetch_once_then_wait_their_turn() {
+    /// Runs `test` with an issuer over a fresh store, a clock at 1000 s and a fake issuer
+    /// serving the key "a" (or down).
+    fn with_issuer(down: bool, test: impl FnOnce(&Issuer, &FakeIssuer, &FixedClock)) {
         let (kv, clock, random, config) = (
             MemoryKv::default(),
             FixedClock::at(1000),
@@ -204,7 +205,7 @@ mod tests {
         );
         let http = FakeIssuer {
             jwks: RefCell::new(jwks(&["a"])),
-            down: Cell::new(false),
+            down: Cell::new(down),
             fetches: Cell::new(0),
         };
         let issuer = Issuer {
@@ -214,57 +215,48 @@ mod tests {
             clock: &clock,
             random: &random,
         };
-        assert_eq!(kids(&issuer, "a").unwrap(), ["a"]);
-        // The issuer rotates in "b": a token naming it makes one refetch, at once.
-        *http.jwks.borrow_mut() = jwks(&["a", "b"]);
-        assert_eq!(kids(&issuer, "b").unwrap(), ["a", "b"]);
-        assert_eq!(http.fetches.get(), 2);
-        // Made-up kids for the next 30 s: no more fetches.
-        for second in 0..30 {
-            clock.seconds.set(1000 + second);
-            assert_eq!(kids(&issuer, "made-up").unwrap(), ["a", "b"]);
-        }
-        assert_eq!(http.fetches.get(), 2);
-        clock.seconds.set(1031);
-        kids(&issuer, "made-up").unwrap();
-        assert_eq!(http.fetches.get(), 3, "one more after 30 s");
+        test(&issuer, &http, &clock);
+    }
+
+    #[test]
+    fn unknown_kids_refetch_once_then_wait_their_turn() {
+        with_issuer(false, |issuer, http, clock| {
+            assert_eq!(kids(issuer, "a").unwrap(), ["a"]);
+            // The issuer rotates in "b": a token naming it makes one refetch, at once.
+            *http.jwks.borrow_mut() = jwks(&["a", "b"]);
+            assert_eq!(kids(issuer, "b").unwrap(), ["a", "b"]);
+            assert_eq!(http.fetches.get(), 2);
+            // Made-up kids for the next 30 s: no more fetches.
+            for second in 0..30 {
+                clock.seconds.set(1000 + second);
+                assert_eq!(kids(issuer, "made-up").unwrap(), ["a", "b"]);
+            }
+            assert_eq!(http.fetches.get(), 2);
+            clock.seconds.set(1031);
+            kids(issuer, "made-up").unwrap();
+            assert_eq!(http.fetches.get(), 3, "one more after 30 s");
+        });
     }
 
     #[test]
     fn an_unreachable_issuer_leaves_cached_keys_in_use_and_none_is_unavailable() {
-        let (kv, clock, random, config) = (
-            MemoryKv::default(),
-            FixedClock::at(1000),
-            CountingRandom(Cell::new(0)),
-            config(),
-        );
-        let http = FakeIssuer {
-            jwks: RefCell::new(jwks(&["a"])),
-            down: Cell::new(true),
-            fetches: Cell::new(0),
-        };
-        let issuer = Issuer {
-            config: &config,
-            kv: &kv,
-            http: &http,
-            clock: &clock,
-            random: &random,
-        };
-        assert!(matches!(
-            kids(&issuer, "a"),
-            Err(Error::IssuerUnavailable(_))
-        ));
-        http.down.set(false);
-        kids(&issuer, "a").unwrap();
-        http.down.set(true);
-        // Stale (past max-age) but within the day of grace: still served.
-        clock.seconds.set(1000 + 300 + 3600);
-        assert_eq!(kids(&issuer, "a").unwrap(), ["a"]);
-        // Past the grace: nothing usable.
-        clock.seconds.set(1000 + 300 + 24 * 3600 + 1);
-        assert!(matches!(
-            kids(&issuer, "a"),
-            Err(Error::IssuerUnavailable(_))
-        ));
+        with_issuer(true, |issuer, http, clock| {
+            assert!(matches!(
+                kids(issuer, "a"),
+                Err(Error::IssuerUnavailable(_))
+            ));
+            http.down.set(false);
+            kids(issuer, "a").unwrap();
+            http.down.set(true);
+            // Stale (past max-age) but within the day of grace: still served.
+            clock.seconds.set(1000 + 300 + 3600);
+            assert_eq!(kids(issuer, "a").unwrap(), ["a"]);
+            // Past the grace: nothing usable.
+            clock.seconds.set(1000 + 300 + 24 * 3600 + 1);
+            assert!(matches!(
+                kids(issuer, "a"),
+                Err(Error::IssuerUnavailable(_))
+            ));
+        });
     }
 }
