@@ -5,7 +5,8 @@
 
 mod create;
 
-pub use create::{CLAIM_LEASE, claim_key};
+#[cfg(test)]
+use create::claim_key;
 
 use crate::error::Error;
 use crate::platform::{Clock, Random};
