@@ -49,7 +49,7 @@ mod tempdir {
 }
 
 fn oidc_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+    crate::support::workspace_root().join("tests/oidc")
 }
 
 /// `npm ci` of the pinned provider, once per test process.

@@ -8,7 +8,6 @@ use http::uri::PathAndQuery;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use prost::Message;
-use set_my_phone::time::Timestamp as CoreTimestamp;
 use tonic::client::GrpcService;
 use tonic::{Code, Status};
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
@@ -206,9 +205,44 @@ fn detail(status: &Status) -> ErrorDetail {
     ErrorDetail::decode(&any.value[..]).expect("ErrorDetail")
 }
 
-fn rfc3339(t: &Option<Timestamp>) -> String {
+/// Reads a JSON timestamp (`2026-11-27T14:20:00.123456Z`) as protobuf's seconds and nanos,
+/// independently of the core's own encoder, so a wrong conversion in either form fails.
+fn from_rfc3339(text: &str) -> (i64, i32) {
+    let number = |s: &str| s.parse::<i64>().expect(text);
+    let (date, time) = text.split_once('T').expect(text);
+    let time = time.strip_suffix('Z').expect(text);
+    let mut ymd = date.split('-').map(number);
+    let (y, m, d) = (
+        ymd.next().unwrap(),
+        ymd.next().unwrap(),
+        ymd.next().unwrap(),
+    );
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = hms.split(':').map(number);
+    let (h, min, sec) = (
+        hms.next().unwrap(),
+        hms.next().unwrap(),
+        hms.next().unwrap(),
+    );
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, counted from March so
+    // that the leap day ends a year.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era_days = y.div_euclid(400) * 146_097;
+    let year_of_era = y.rem_euclid(400);
+    let day_of_year = (153 * m + 2) / 5 + d - 1;
+    let days =
+        era_days + year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year - 719_468;
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        number(&format!("{fraction:0<9}")[..9]) as i32
+    };
+    (days * 86_400 + h * 3_600 + min * 60 + sec, nanos)
+}
+
+fn seconds_nanos(t: &Option<Timestamp>) -> (i64, i32) {
     let t = t.as_ref().expect("timestamp");
-    CoreTimestamp::new(t.seconds, t.nanos as u32).to_string()
+    (t.seconds, t.nanos)
 }
 
 /// The cases both transports must pass, ending with the JSON view of the same user.
@@ -276,10 +310,17 @@ async fn exercise<T>(
     let details = get.details.expect("details");
     assert_eq!(json["details"]["sequence"], details.sequence.to_string());
     assert_eq!(
-        json["details"]["creationDate"],
-        rfc3339(&details.creation_date)
+        from_rfc3339(
+            json["details"]["creationDate"]
+                .as_str()
+                .expect("creationDate")
+        ),
+        seconds_nanos(&details.creation_date)
     );
-    assert_eq!(json["details"]["changeDate"], rfc3339(&details.change_date));
+    assert_eq!(
+        from_rfc3339(json["details"]["changeDate"].as_str().expect("changeDate")),
+        seconds_nanos(&details.change_date)
+    );
     assert_eq!(json["details"]["resourceOwner"], details.resource_owner);
     let phone = get.phone.expect("phone");
     assert_eq!(

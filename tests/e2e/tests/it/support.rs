@@ -13,14 +13,16 @@ use std::sync::{Arc, OnceLock};
 /// A test secret for code hashes (at least 16 bytes).
 pub const CODE_SECRET: &str = "test-secret-0123456789";
 
+/// The repository's root (this crate lives in tests/e2e).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// The component under test: `SET_MY_PHONE_WASM`, or the release build `scripts/build-component` makes.
 pub fn wasm_path() -> PathBuf {
     let path = std::env::var_os("SET_MY_PHONE_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/wasm32-wasip2/release/set_my_phone.wasm")
-        });
+        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release/set_my_phone.wasm"));
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-component (scripts/test does)",
@@ -31,9 +33,7 @@ pub fn wasm_path() -> PathBuf {
 
 /// A shipped artifact from `scripts/build-artifacts` (under target/artifacts).
 pub fn artifact_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/artifacts")
-        .join(name);
+    let path = workspace_root().join("target/artifacts").join(name);
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-artifacts (scripts/test does)",
