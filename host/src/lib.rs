@@ -31,3 +31,5 @@ pub mod server;
 pub mod sms;
 
 pub use server::{Host, HostBuilder, RunningHost};
+/// What [`HostBuilder::wall_clock`] takes: a clock for the guest's `wasi:clocks/wall-clock`.
+pub use wasmtime_wasi::HostWallClock;

@@ -28,7 +28,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -68,6 +68,7 @@ pub struct HostBuilder {
     guest_timeout: Duration,
     shutdown_timeout: Duration,
     pool_instances: Option<u32>,
+    wall_clock: Option<SharedWallClock>,
 }
 
 impl HostBuilder {
@@ -85,6 +86,7 @@ impl HostBuilder {
             guest_timeout: DEFAULT_GUEST_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             pool_instances: Some(DEFAULT_POOL_INSTANCES),
+            wall_clock: None,
         }
     }
 
@@ -160,6 +162,14 @@ impl HostBuilder {
         self
     }
 
+    /// The guest's `wasi:clocks/wall-clock` (the core's "now": code expiry, cooldowns, token
+    /// lifetimes) reads `clock` instead of the system clock; for tests that move time forward
+    /// rather than wait. The monotonic clock stays the system's.
+    pub fn wall_clock(mut self, clock: impl HostWallClock + Sync + 'static) -> Self {
+        self.wall_clock = Some(SharedWallClock(Arc::new(clock)));
+        self
+    }
+
     /// Compiles the component and links every import it needs.
     pub fn build(self) -> anyhow::Result<Host> {
         let mut config = Config::new();
@@ -204,7 +214,22 @@ impl HostBuilder {
             tasks: GuestTasks::default(),
             guest_timeout: self.guest_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            wall_clock: self.wall_clock,
         })
+    }
+}
+
+/// One wall clock shared by every request's WASI context.
+#[derive(Clone)]
+struct SharedWallClock(Arc<dyn HostWallClock + Sync>);
+
+impl HostWallClock for SharedWallClock {
+    fn resolution(&self) -> Duration {
+        self.0.resolution()
+    }
+
+    fn now(&self) -> Duration {
+        self.0.now()
     }
 }
 
@@ -217,6 +242,7 @@ pub struct Host {
     tasks: GuestTasks,
     guest_timeout: Duration,
     shutdown_timeout: Duration,
+    wall_clock: Option<SharedWallClock>,
 }
 
 /// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
@@ -431,7 +457,12 @@ impl Host {
     }
 
     fn new_state(&self) -> State {
-        State::new(&self.env, self.keyvalue.clone(), Arc::clone(&self.sms))
+        State::with_wall_clock(
+            &self.env,
+            self.keyvalue.clone(),
+            Arc::clone(&self.sms),
+            self.wall_clock.clone(),
+        )
     }
 }
 
@@ -441,13 +472,23 @@ impl State {
         keyvalue: KeyValueCtx,
         sms: Arc<dyn SmsSender>,
     ) -> State {
-        let wasi = WasiCtx::builder()
-            .envs(env)
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+        Self::with_wall_clock(env, keyvalue, sms, None)
+    }
+
+    /// [`State::new`] whose guest reads `wall_clock` (the system clock when `None`).
+    fn with_wall_clock(
+        env: &[(String, String)],
+        keyvalue: KeyValueCtx,
+        sms: Arc<dyn SmsSender>,
+        wall_clock: Option<SharedWallClock>,
+    ) -> State {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(env).inherit_stdout().inherit_stderr();
+        if let Some(clock) = wall_clock {
+            wasi.wall_clock(clock);
+        }
         State {
-            wasi,
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             keyvalue,
