@@ -3,53 +3,50 @@
 
 mod compose;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: set-my-phone-tools artifacts --core CORE.wasm --sms SMS.wasm --kv KV.wasm --out DIR
-
-Writes into DIR:
-  set-my-phone.wasm                core + SMS provider, pre-initialised; imports only wasi:*
-                                   (key-value from the host: Spin, the reference host)
-  set-my-phone-wasmtime-serve.wasm core + SMS provider + file-backed key-value, pre-initialised
-                                   (for `wasmtime serve -Scli --dir DATA::/data`)
-  set-my-phone-wasmtime-serve-slow.wasm  the same without pre-initialisation (benchmark baseline)
-  set-my-phone-core-initialised.wasm     the pre-initialised core alone (imports key-value and
-                                   sms: the reference host provides both, SMS printed)";
-
-struct Options {
-    core: PathBuf,
-    sms: PathBuf,
-    kv: PathBuf,
-    out: PathBuf,
+/// Build tooling for set-my-phone.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    if args.next().as_deref() != Some("artifacts") {
-        bail!("expected the command `artifacts`");
-    }
-    let (mut core, mut sms, mut kv, mut out) = (None, None, None, None);
-    while let Some(flag) = args.next() {
-        let slot = match flag.as_str() {
-            "--core" => &mut core,
-            "--sms" => &mut sms,
-            "--kv" => &mut kv,
-            "--out" => &mut out,
-            other => bail!("unknown option {other:?}"),
-        };
-        *slot = Some(PathBuf::from(
-            args.next()
-                .with_context(|| format!("{flag} needs a path"))?,
-        ));
-    }
-    Ok(Options {
-        core: core.context("missing --core")?,
-        sms: sms.context("missing --sms")?,
-        kv: kv.context("missing --kv")?,
-        out: out.context("missing --out")?,
-    })
+#[derive(Subcommand)]
+enum Command {
+    /// Composes the built components into the shipped artifacts and pre-initialises them.
+    ///
+    /// Writes into OUT:
+    ///   set-my-phone.wasm — core + SMS provider, pre-initialised; imports only wasi:* (key-value
+    ///     from the host: Spin, the reference host);
+    ///   set-my-phone-wasmtime-serve.wasm — core + SMS provider + file-backed key-value,
+    ///     pre-initialised (for `wasmtime serve -Scli --dir DATA::/data`);
+    ///   set-my-phone-wasmtime-serve-slow.wasm — the same without pre-initialisation (the
+    ///     benchmark's baseline);
+    ///   set-my-phone-core-initialised.wasm — the pre-initialised core alone (imports key-value
+    ///     and sms: the reference host provides both).
+    #[command(verbatim_doc_comment)]
+    Artifacts(Options),
+}
+
+#[derive(clap::Args)]
+struct Options {
+    /// The core component (target/wasm32-wasip2/release/set_my_phone.wasm).
+    #[arg(long, value_name = "CORE.wasm")]
+    core: PathBuf,
+    /// The SMS provider component (adapters/sms-provider).
+    #[arg(long, value_name = "SMS.wasm")]
+    sms: PathBuf,
+    /// The file-backed key-value component (adapters/kv-file).
+    #[arg(long, value_name = "KV.wasm")]
+    kv: PathBuf,
+    /// The directory to write the artifacts into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
@@ -85,13 +82,7 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("{e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let Command::Artifacts(options) = Cli::parse().command;
     match artifacts(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
