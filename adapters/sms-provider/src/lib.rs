@@ -3,6 +3,7 @@
 //! none. Everything but the WIT glue (`component`, wasm32 only) is plain Rust, tested natively.
 
 pub mod provider;
+pub mod retry;
 pub mod twilio;
 pub mod webhook;
 

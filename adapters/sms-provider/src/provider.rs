@@ -1,6 +1,6 @@
 //! The provider-independent part: which provider, what to send, and what an answer means.
 
-use crate::{twilio, webhook};
+use crate::{retry, twilio, webhook};
 pub use set_my_phone_outgoing_http::{Answer, Method, Request as Outgoing, Url};
 use std::time::Duration;
 
@@ -93,19 +93,29 @@ pub fn interpret(provider: Provider, answer: &Answer, now: u64) -> Result<String
     }
 }
 
-/// An unsuccessful status: 4xx means the request itself is wrong (and 3xx that the URL is:
-/// redirects are not followed), so retrying cannot help; 5xx and anything else may pass later.
-pub fn failure(status: u16, detail: &str) -> SendError {
-    let text = if detail.is_empty() {
+/// Statuses that say "not now" rather than "not this": 408 (the provider gave up waiting for
+/// the request) and 429 (too many requests).
+const LATER: [u16; 2] = [408, 429];
+
+/// An unsuccessful answer. Other 4xx mean the request itself is wrong (and 3xx that the URL is:
+/// redirects are not followed), so retrying cannot help; 408, 429, 5xx and anything else may
+/// pass later. A retryable failure names the provider's `Retry-After`, if it sent one, as
+/// seconds from `now` (unix seconds): `provider answered 429; retry after 30 s`.
+pub fn failure(answer: &Answer, detail: &str, now: u64) -> SendError {
+    let status = answer.status;
+    let mut text = if detail.is_empty() {
         format!("provider answered {status}")
     } else {
         format!("provider answered {status}: {detail}")
     };
-    if (300..500).contains(&status) {
-        SendError::Permanent(text)
-    } else {
-        SendError::Retryable(text)
+    if (300..500).contains(&status) && !LATER.contains(&status) {
+        return SendError::Permanent(text);
     }
+    let hint = answer.header("retry-after");
+    if let Some(seconds) = hint.and_then(|value| retry::retry_after(value, now)) {
+        text.push_str(&format!("; retry after {seconds} s"));
+    }
+    SendError::Retryable(text)
 }
 
 /// Whether `status` is a success (2xx).
@@ -209,17 +219,61 @@ mod tests {
         );
     }
 
+    fn answer(status: u16, retry_after: Option<&str>) -> Answer {
+        Answer {
+            status,
+            headers: retry_after
+                .map(|value| vec![("Retry-After".to_string(), value.to_string())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+        }
+    }
+
+    const NOW: u64 = 1_445_412_480; // Wed, 21 Oct 2015 07:28:00 GMT
+
     #[test]
     fn status_classes_decide_retrying() {
-        assert!(matches!(failure(400, ""), SendError::Permanent(_)));
-        assert!(matches!(failure(429, ""), SendError::Permanent(_)));
-        assert!(matches!(failure(301, ""), SendError::Permanent(_)));
-        assert!(matches!(failure(500, "x"), SendError::Retryable(_)));
-        assert!(matches!(failure(503, ""), SendError::Retryable(_)));
+        let fail = |status| failure(&answer(status, None), "", NOW);
+        for status in [400, 401, 403, 404, 301, 302, 409, 422] {
+            assert!(matches!(fail(status), SendError::Permanent(_)), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503, 504, 600] {
+            assert!(matches!(fail(status), SendError::Retryable(_)), "{status}");
+        }
         assert_eq!(
-            failure(404, "gone"),
+            failure(&answer(404, None), "gone", NOW),
             SendError::Permanent("provider answered 404: gone".into())
         );
         assert!(success(200) && success(204) && !success(199) && !success(300));
+    }
+
+    #[test]
+    fn retryable_failures_name_the_providers_retry_after() {
+        assert_eq!(
+            failure(&answer(429, Some("30")), "", NOW),
+            SendError::Retryable("provider answered 429; retry after 30 s".into())
+        );
+        assert_eq!(
+            failure(
+                &answer(408, Some("Wed, 21 Oct 2015 07:30:00 GMT")),
+                "slow",
+                NOW
+            ),
+            SendError::Retryable("provider answered 408: slow; retry after 120 s".into())
+        );
+        assert_eq!(
+            failure(&answer(503, Some("2")), "", NOW),
+            SendError::Retryable("provider answered 503; retry after 2 s".into())
+        );
+        // A hint that cannot be read is left out; the failure stays retryable.
+        assert_eq!(
+            failure(&answer(429, Some("whenever")), "", NOW),
+            SendError::Retryable("provider answered 429".into())
+        );
+        // A permanent failure is not retried, so its hint does not matter.
+        assert_eq!(
+            failure(&answer(400, Some("30")), "", NOW),
+            SendError::Permanent("provider answered 400".into())
+        );
     }
 }

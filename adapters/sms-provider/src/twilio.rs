@@ -45,7 +45,8 @@ pub fn request(
 }
 
 /// 2xx: the created message's `sid`; otherwise a classified failure carrying Twilio's
-/// `message` (e.g. "The 'To' number … is not a valid phone number.") when it sent one.
+/// `message` (e.g. "The 'To' number … is not a valid phone number.") when it sent one, and its
+/// `Retry-After` when it says "later" (429 with error 20429 when the account sends too fast).
 pub fn interpret(answer: &Answer, now: u64) -> Result<String, SendError> {
     let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
     let field = |name: &str| {
@@ -55,10 +56,7 @@ pub fn interpret(answer: &Answer, now: u64) -> Result<String, SendError> {
             .map(str::to_owned)
     };
     if !success(answer.status) {
-        return Err(failure(
-            answer.status,
-            &field("message").unwrap_or_default(),
-        ));
+        return Err(failure(answer, &field("message").unwrap_or_default(), now));
     }
     // Accepted without a readable sid: the message is on its way, so report it sent (an error
     // would invite a retry and a second SMS) under a generated id.
@@ -166,5 +164,20 @@ mod tests {
             interpret(&answer(503, ""), 7),
             Err(SendError::Retryable(_))
         ));
+    }
+
+    #[test]
+    fn too_many_requests_is_retryable_after_twilios_hint() {
+        let answer = Answer {
+            status: 429,
+            headers: vec![("retry-after".into(), "5".into())],
+            body: br#"{"code":20429,"message":"Too Many Requests","status":429}"#.to_vec(),
+        };
+        assert_eq!(
+            interpret(&answer, 7),
+            Err(SendError::Retryable(
+                "provider answered 429: Too Many Requests; retry after 5 s".into()
+            ))
+        );
     }
 }

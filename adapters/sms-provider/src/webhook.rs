@@ -3,6 +3,7 @@
 
 use crate::provider::{Answer, Message, Outgoing, SendError, Url, failure, post, setting, success};
 use hmac::{Hmac, Mac};
+use serde::Serialize;
 use sha2::Sha256;
 
 /// The event upstream names in `contextInfo.eventType` for a phone verification code.
@@ -22,7 +23,7 @@ pub fn request(
     let url = get("SMS_WEBHOOK_URL").ok_or_else(|| setting("SMS_WEBHOOK_URL", "is not set"))?;
     let url =
         Url::parse(&url).ok_or_else(|| setting("SMS_WEBHOOK_URL", "is not an http(s) URL"))?;
-    let body = body(message).into_bytes();
+    let body = body(message)?.into_bytes();
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(key) = get("SMS_WEBHOOK_SIGNING_KEY") {
         headers.push((
@@ -33,29 +34,66 @@ pub fn request(
     Ok(post(url, headers, body))
 }
 
-/// Upstream's body, fields in upstream's order: `contextInfo`, `templateData`, `args`.
-pub fn body(message: &Message) -> String {
-    format!(
-        concat!(
-            r#"{{"contextInfo":{{"recipientPhoneNumber":{},"eventType":{},"#,
-            r#""provider":{{"id":{},"description":{}}}}},"#,
-            r#""templateData":{{"text":{}}},"#,
-            r#""args":{{"code":{},"userID":{},"orgID":{}}}}}"#,
-        ),
-        json_string(&message.recipient),
-        json_string(EVENT_TYPE),
-        json_string(PROVIDER_ID),
-        json_string(PROVIDER_DESCRIPTION),
-        json_string(&message.text),
-        json_string(&message.code),
-        json_string(&message.user_id),
-        json_string(&message.org_id),
-    )
+/// Upstream's body; serde writes fields in declaration order, which is upstream's.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    context_info: ContextInfo<'a>,
+    template_data: TemplateData<'a>,
+    args: Args<'a>,
 }
 
-/// `text` as a quoted, escaped JSON string.
-fn json_string(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContextInfo<'a> {
+    recipient_phone_number: &'a str,
+    event_type: &'a str,
+    provider: ProviderInfo,
+}
+
+#[derive(Serialize)]
+struct ProviderInfo {
+    id: &'static str,
+    description: &'static str,
+}
+
+#[derive(Serialize)]
+struct TemplateData<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct Args<'a> {
+    code: &'a str,
+    #[serde(rename = "userID")]
+    user_id: &'a str,
+    #[serde(rename = "orgID")]
+    org_id: &'a str,
+}
+
+/// Upstream's body for `message`, compact JSON: `contextInfo`, `templateData`, `args`.
+pub fn body(message: &Message) -> Result<String, SendError> {
+    let body = Body {
+        context_info: ContextInfo {
+            recipient_phone_number: &message.recipient,
+            event_type: EVENT_TYPE,
+            provider: ProviderInfo {
+                id: PROVIDER_ID,
+                description: PROVIDER_DESCRIPTION,
+            },
+        },
+        template_data: TemplateData {
+            text: &message.text,
+        },
+        args: Args {
+            code: &message.code,
+            user_id: &message.user_id,
+            org_id: &message.org_id,
+        },
+    };
+    // Strings only: serde_json cannot fail here, but says so rather than panic if it did.
+    serde_json::to_string(&body)
+        .map_err(|e| SendError::Permanent(format!("webhook body not written: {e}")))
 }
 
 /// `t=<now>,v1=<lowercase hex HMAC-SHA256(key, "<now>.<body>")>`.
@@ -72,10 +110,11 @@ pub fn signature(key: &[u8], now: u64, body: &[u8]) -> String {
     format!("t={now},v1={digest}")
 }
 
-/// 2xx: the receiver's `x-message-id`, else `webhook-<now>`; otherwise a classified failure.
+/// 2xx: the receiver's `x-message-id`, else `webhook-<now>`; otherwise a classified failure
+/// (with the receiver's `Retry-After` when it says "later").
 pub fn interpret(answer: &Answer, now: u64) -> Result<String, SendError> {
     if !success(answer.status) {
-        return Err(failure(answer.status, ""));
+        return Err(failure(answer, "", now));
     }
     Ok(answer
         .header(MESSAGE_ID_HEADER)
@@ -108,13 +147,8 @@ mod tests {
 
     #[test]
     fn body_has_upstreams_fields_in_upstreams_order() {
-        let expected = concat!(
-            r#"{"contextInfo":{"recipientPhoneNumber":"+41710000000","eventType":"user.human.phone.code.added","#,
-            r#""provider":{"id":"set-my-phone","description":"webhook"}},"#,
-            r#""templateData":{"text":"Your code is \"ABC123\"\n"},"#,
-            r#""args":{"code":"ABC123","userID":"u1","orgID":"o1"}}"#,
-        );
-        assert_eq!(body(&message()), expected);
+        let expected = r#"{"contextInfo":{"recipientPhoneNumber":"+41710000000","eventType":"user.human.phone.code.added","provider":{"id":"set-my-phone","description":"webhook"}},"templateData":{"text":"Your code is \"ABC123\"\n"},"args":{"code":"ABC123","userID":"u1","orgID":"o1"}}"#;
+        assert_eq!(body(&message()).unwrap(), expected);
         let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
         assert_eq!(parsed["templateData"]["text"], "Your code is \"ABC123\"\n");
     }
@@ -125,7 +159,7 @@ mod tests {
         assert_eq!(request.url.authority, "127.0.0.1:9");
         assert_eq!(request.url.path_with_query, "/hook");
         assert_eq!(request.header("content-type"), Some("application/json"));
-        assert_eq!(request.body, body(&message()).into_bytes());
+        assert_eq!(request.body, body(&message()).unwrap().into_bytes());
         // `printf '%s' "1700000000.$BODY" | openssl dgst -sha256 -hmac key`
         assert_eq!(
             request.header("zitadel-signature"),
@@ -164,5 +198,15 @@ mod tests {
             interpret(&answer(502, vec![]), 7),
             Err(SendError::Retryable(_))
         ));
+        assert_eq!(
+            interpret(&answer(429, vec![("Retry-After".into(), "60".into())]), 7),
+            Err(SendError::Retryable(
+                "provider answered 429; retry after 60 s".into()
+            ))
+        );
+        assert_eq!(
+            interpret(&answer(408, vec![]), 7),
+            Err(SendError::Retryable("provider answered 408".into()))
+        );
     }
 }
