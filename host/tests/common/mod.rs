@@ -1,0 +1,300 @@
+//! Helpers shared by the real-process tests of the host binary: the built component, a scratch
+//! folder, a test issuer and its tokens, the binary as a child process, and PUT/GET over HTTP.
+//!
+//! Copied from `serve.rs` (which keeps its own copies for now) so that `crash.rs` can use them.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
+pub const ISSUER: &str = "https://issuer.test";
+pub const ORG: &str = "test-org";
+pub const PHONE_URL: &str = "/auth/v1/users/me/phone";
+
+/// How long a host may take to start (the first start compiles the component).
+pub const START_LIMIT: Duration = Duration::from_secs(300);
+
+/// Variables of the test process that would reach the component if inherited.
+const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "KV_STORE"];
+
+/// The core pre-initialised with wizer (`scripts/build-artifacts`): libphonenumber's metadata is
+/// parsed already, so a PUT costs milliseconds rather than a parse per request.
+pub fn initialised_core_path() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/artifacts/set-my-phone-core-initialised.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-artifacts",
+        path.display()
+    );
+    path
+}
+
+/// A fresh folder under cargo's temporary folder, removed on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "serve-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("create scratch folder");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A test issuer: an Ed25519 key the hosts trust through `AUTH_JWKS`.
+pub struct Issuer {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Issuer {
+    pub fn new() -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// The environment of a host that trusts this issuer, with the abuse guards off.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let jwks = json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "test", "use": "sig", "alg": "EdDSA",
+            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
+        }]});
+        [
+            ("AUTH_ISSUER", ISSUER.to_owned()),
+            ("AUTH_JWKS", jwks.to_string()),
+            (
+                "PHONE_CODE_SECRET",
+                "serve-test-secret-0123456789".to_owned(),
+            ),
+            ("PHONE_RESEND_COOLDOWN", "0".to_owned()),
+            ("PHONE_CODES_PER_HOUR", "0".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let claims = json!({
+            "iss": ISSUER, "sub": user, "iat": now, "exp": now + 3600,
+            "urn:zitadel:iam:user:resourceowner:id": ORG,
+        });
+        let der = self.key.to_pkcs8_der().expect("encode key");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("test".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+        )
+        .expect("sign token")
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`.
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The host binary running as a child process; killed on drop.
+pub struct HostProcess {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl HostProcess {
+    /// Starts `serve` of `wasm` on a free port of 127.0.0.1 with `args` and `env`; waits until
+    /// it says it serves.
+    pub fn start(wasm: &Path, args: &[&str], env: &[(String, String)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .arg("--wasm")
+            .arg(wasm)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars() {
+            if PASSED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = command.spawn().expect("start the host binary");
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("serving ")
+                    && let Some(start) = line.find("http://")
+                {
+                    let url: String = line[start..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = url_tx.send(url);
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            match url_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(url) => return Self { child, url, stderr },
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_with_limit(&mut child, Duration::from_secs(5));
+                    panic!(
+                        "the host exited before serving ({status:?}); stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+            if let Some(status) = child.try_wait().expect("poll host") {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the host exited before serving ({status}); stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not serve within {START_LIMIT:?}; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Kills the host at once (SIGKILL), as a crash or the OOM killer would, and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL the host");
+        self.child.wait().expect("reap the host");
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer as the tests look at it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn sequence(&self) -> u64 {
+        self.body["details"]["sequence"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
+    }
+
+    pub fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap_or(-1)
+    }
+
+    pub fn phone(&self) -> Option<&str> {
+        self.body["phone"]["phone"].as_str()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok(Answer { status, body })
+}
+
+/// PUTs `phone`; `Err` when no whole answer arrived (the host died, say).
+pub async fn try_put_phone(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    phone: &str,
+) -> Result<Answer, reqwest::Error> {
+    let response = client
+        .put(url)
+        .bearer_auth(token)
+        .json(&json!({ "phone": phone }))
+        .send()
+        .await?;
+    answer(response).await
+}
+
+pub async fn put_phone(client: &reqwest::Client, url: &str, token: &str, phone: &str) -> Answer {
+    try_put_phone(client, url, token, phone)
+        .await
+        .expect("PUT answered")
+}
+
+pub async fn get_phone(client: &reqwest::Client, url: &str, token: &str) -> Answer {
+    let response = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET answered");
+    answer(response).await.expect("GET answered whole")
+}
