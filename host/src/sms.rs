@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Notify;
 use wasmtime::component::HasData;
 
 use crate::bindings::sender;
@@ -77,10 +78,13 @@ pub struct SentSms {
 
 /// A fake provider that records every message; clones share the record and the settings.
 ///
-/// A call is recorded when it answers, that is after the configured delay.
+/// A call is recorded when it answers, that is after the configured delay and while the
+/// recorder is not [held](RecordingSms::hold).
 #[derive(Clone, Debug, Default)]
 pub struct RecordingSms {
     inner: Arc<Mutex<Recording>>,
+    /// Woken whenever a call starts or the recorder is released.
+    changed: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +92,8 @@ struct Recording {
     sent: Vec<SentSms>,
     reply: SmsReply,
     delay: Duration,
+    started: usize,
+    held: bool,
 }
 
 impl RecordingSms {
@@ -111,6 +117,45 @@ impl RecordingSms {
         self.lock().delay = delay;
     }
 
+    /// Makes later answers wait until [`release`](Self::release): calls start (and count in
+    /// [`calls_started`](Self::calls_started)) but neither answer nor are recorded.
+    pub fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Lets held calls, and later ones, answer.
+    pub fn release(&self) {
+        self.lock().held = false;
+        self.changed.notify_waiters();
+    }
+
+    /// How many calls have started, answered or not.
+    pub fn calls_started(&self) -> usize {
+        self.lock().started
+    }
+
+    /// Waits until at least `count` calls have started.
+    pub async fn wait_for_calls(&self, count: usize) {
+        loop {
+            // Registered before the check, so a call starting in between still wakes it.
+            let changed = self.changed.notified();
+            if self.calls_started() >= count {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    async fn wait_while_held(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if !self.lock().held {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     /// Every call so far, oldest first (failed ones included).
     pub fn messages(&self) -> Vec<SentSms> {
         self.lock().sent.clone()
@@ -131,10 +176,16 @@ impl RecordingSms {
 impl SmsSender for RecordingSms {
     async fn send(&self, message: SmsMessage) -> Result<String, SendError> {
         let at = SystemTime::now();
-        let delay = self.lock().delay;
+        let delay = {
+            let mut recording = self.lock();
+            recording.started += 1;
+            recording.delay
+        };
+        self.changed.notify_waiters();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        self.wait_while_held().await;
         let mut recording = self.lock();
         let outcome = match &recording.reply {
             SmsReply::Sent => Ok(format!("sms-{}", recording.sent.len() + 1)),
@@ -255,17 +306,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recording_sms_delays_and_records_on_answer() {
+    async fn recording_sms_records_a_call_when_it_answers() {
         let sms = RecordingSms::new();
-        sms.set_delay(Duration::from_millis(300));
+        sms.hold();
         let task = tokio::spawn({
             let sms = sms.clone();
             async move { sms.send(message("123456")).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        sms.wait_for_calls(1).await;
+        // Started and held: it cannot have answered, so it must not be recorded yet.
         assert!(sms.messages().is_empty());
+        assert!(!task.is_finished());
+        sms.release();
         assert_eq!(task.await.ok(), Some(Ok("sms-1".into())));
         assert_eq!(sms.messages().len(), 1);
+        assert_eq!(sms.calls_started(), 1);
+    }
+
+    #[tokio::test]
+    async fn recording_sms_answers_after_its_delay() {
+        let sms = RecordingSms::new();
+        let delay = Duration::from_millis(200);
+        sms.set_delay(delay);
+        let started = std::time::Instant::now();
+        assert_eq!(sms.send(message("123456")).await, Ok("sms-1".into()));
+        // A lower bound only: a busy machine may take longer, never shorter.
+        assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use serde_json::{Value, json};
 use set_my_phone_host::keyvalue::{Backend as _, RedisBackend, Swap, Version};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
 const ISSUER: &str = "https://issuer.test";
@@ -472,6 +473,48 @@ async fn embedded_store_keeps_numbers_and_sequences_across_a_restart() {
     );
 }
 
+/// Reads one response head (through its blank line) and nothing after it.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = stream.read_u8().await.expect("a response head");
+        head.push(byte);
+    }
+    String::from_utf8(head).expect("an ASCII head")
+}
+
+/// An HTTP/1.1 response read to its end: status and JSON body (chunked or not).
+fn raw_answer(response: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(response);
+    let (head, mut rest) = text.split_once("\r\n\r\n").expect("a complete head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let mut body = String::new();
+    if chunked {
+        loop {
+            let (size, after) = rest.split_once("\r\n").expect("a chunk size");
+            let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+            if size == 0 {
+                break;
+            }
+            body.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+    } else {
+        body.push_str(rest);
+    }
+    Answer {
+        status,
+        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
     let issuer = Issuer::new();
@@ -479,23 +522,23 @@ async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
     let mut host = HostProcess::start(&["--store", "memory:"], &issuer.env());
     let addr = host.url.trim_start_matches("http://").to_owned();
 
-    // A PUT whose body arrives in two parts; SIGTERM comes between them.
-    let (mut parts, body) =
-        futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
-    parts
-        .try_send(Ok(bytes::Bytes::from_static(b"{\"phone\":")))
-        .unwrap();
-    let client = reqwest::Client::builder().http1_only().build().unwrap();
-    let request = client
-        .put(host.url(PHONE_URL))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(body))
-        .send();
-    let in_flight = tokio::spawn(request);
+    // A PUT whose body waits for `100 Continue`: the host sends it only once the request is
+    // being served and its body is read (RFC 9110 §10.1.1), so the request is in flight.
+    let body = b"{\"phone\":\"+41 71 000 00 03\"}";
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT {PHONE_URL} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\
+         expect: 100-continue\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_head(&mut stream).await;
+    assert!(
+        interim.starts_with("HTTP/1.1 100"),
+        "expected 100 Continue, got {interim:?}"
+    );
 
-    // Let the request head reach the host (the guest then waits for the rest), then stop it.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     signal(host.child.id(), "-TERM");
     host.wait_for_stderr("stopping", Duration::from_secs(10));
     assert!(
@@ -507,15 +550,13 @@ async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
         "the host exited with a request in flight"
     );
 
-    parts
-        .try_send(Ok(bytes::Bytes::from_static(b"\"+41 71 000 00 03\"}")))
-        .unwrap();
-    drop(parts);
-    let response = in_flight
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
         .await
-        .unwrap()
         .expect("the request in flight is answered");
-    let set = answer(response).await;
+    let set = raw_answer(&response);
     assert_eq!(set.status, 200, "{set:?}");
     assert_eq!(set.sequence(), 2);
     let status = wait_with_limit(&mut host.child, Duration::from_secs(30))
