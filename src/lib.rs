@@ -12,6 +12,8 @@ pub mod guard;
 pub mod http;
 pub mod phone;
 pub mod platform;
+#[cfg(test)]
+mod proptest_support;
 pub mod record;
 pub mod sms;
 pub mod store;
