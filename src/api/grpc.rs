@@ -90,7 +90,7 @@ fn route(path: &str) -> Result<Rpc, Error> {
 }
 
 /// The single message of a unary request: 1 flag byte, 4 bytes big-endian length, message.
-fn unframe<'b>(body: &'b [u8], encoding: Option<&str>) -> Result<&'b [u8], Error> {
+pub(super) fn unframe<'b>(body: &'b [u8], encoding: Option<&str>) -> Result<&'b [u8], Error> {
     let malformed = |why: &str| Error::MalformedBody(format!("malformed gRPC frame: {why}"));
     let (header, rest) = body
         .split_first_chunk::<5>()
@@ -113,7 +113,7 @@ fn unframe<'b>(body: &'b [u8], encoding: Option<&str>) -> Result<&'b [u8], Error
     Ok(rest)
 }
 
-fn decode(rpc: Rpc, message: &[u8]) -> Result<Input, Error> {
+pub(super) fn decode(rpc: Rpc, message: &[u8]) -> Result<Input, Error> {
     let invalid =
         |name: &str, e: prost::DecodeError| Error::MalformedBody(format!("invalid {name}: {e}"));
     Ok(match rpc {

@@ -4,6 +4,8 @@
 mod grpc;
 pub mod phone;
 pub mod proto;
+#[cfg(test)]
+mod proptests;
 mod rest;
 
 use crate::auth::{self, Issuer, Principal};

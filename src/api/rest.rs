@@ -42,23 +42,7 @@ fn route(path: &str, method: &str) -> Result<Rpc, Error> {
 
 fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'a>, Error> {
     let rpc = route(&request.path, &request.method)?;
-    let input = match rpc {
-        Rpc::SetMyPhone => Input::Phone(string_field(
-            &json_body(request)?,
-            "phone",
-            "SetMyPhoneRequest",
-        )?),
-        Rpc::VerifyMyPhone => Input::Code(string_field(
-            &json_body(request)?,
-            "code",
-            "VerifyMyPhoneRequest",
-        )?),
-        Rpc::ResendMyPhoneVerification => {
-            json_body(request)?;
-            Input::Empty
-        }
-        Rpc::GetMyPhone | Rpc::RemoveMyPhone => Input::Empty,
-    };
+    let input = input(rpc, request)?;
     let caller = authorize(services, request.header("authorization"))?;
     let (output, followup) = api::call(rpc, input, caller)?;
     // Our response structs hold only strings and numbers: serialising them cannot fail.
@@ -75,6 +59,27 @@ fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'
     Ok(Reply {
         response: Response::json(200, body),
         followup,
+    })
+}
+
+/// The request message of `rpc` from a JSON body (GET and DELETE have none).
+pub(super) fn input(rpc: Rpc, request: &Request) -> Result<Input, Error> {
+    Ok(match rpc {
+        Rpc::SetMyPhone => Input::Phone(string_field(
+            &json_body(request)?,
+            "phone",
+            "SetMyPhoneRequest",
+        )?),
+        Rpc::VerifyMyPhone => Input::Code(string_field(
+            &json_body(request)?,
+            "code",
+            "VerifyMyPhoneRequest",
+        )?),
+        Rpc::ResendMyPhoneVerification => {
+            json_body(request)?;
+            Input::Empty
+        }
+        Rpc::GetMyPhone | Rpc::RemoveMyPhone => Input::Empty,
     })
 }
 
