@@ -9,6 +9,8 @@ mod fetch;
 mod introspection;
 mod jwt;
 mod keys;
+#[cfg(test)]
+mod proptests;
 
 use crate::config::Config;
 use crate::error::Error;
