@@ -2,7 +2,7 @@
 //! changes nothing.
 
 use crate::support::{self, PHONE_URL, TestHost};
-use crate::tokens::{self, ISSUER, RESOURCE_OWNER_CLAIM, claims, sign};
+use crate::tokens::{self, RESOURCE_OWNER_CLAIM, claims, sign};
 use jsonwebtoken::Algorithm;
 use reqwest::Method;
 use serde_json::json;
@@ -211,7 +211,11 @@ async fn a_token_without_the_resource_owner_claim_is_refused_clearly() {
     let answer = put_with_header(&host, Some(format!("Bearer {token}"))).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["details"]["resourceOwner"], "org-9");
-    assert_eq!(ISSUER, "https://issuer.test");
+    assert!(
+        host.record_of("org-9", "nora").is_some(),
+        "stored under the organisation the claim names"
+    );
+    assert!(host.record("nora").is_none(), "not under the default one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

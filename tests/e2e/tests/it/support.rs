@@ -1,14 +1,17 @@
 //! Shared test set-up: serves the built core component through the reference host, with an
-//! in-memory store and a recording SMS sender, and talks to it over real HTTP.
+//! in-memory store, a recording SMS sender and a wall clock the test can move forward, and talks
+//! to it over real HTTP.
 
 use crate::tokens::{self, ISSUER, ORG};
 use reqwest::Method;
 use serde_json::Value;
 use set_my_phone_host::keyvalue::MemoryBackend;
 use set_my_phone_host::sms::RecordingSms;
-use set_my_phone_host::{HostBuilder, RunningHost};
+use set_my_phone_host::{HostBuilder, HostWallClock, RunningHost};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A test secret for code hashes (at least 16 bytes).
 pub const CODE_SECRET: &str = "test-secret-0123456789";
@@ -76,10 +79,39 @@ pub fn guarded_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// The guest's wall clock: the system's time plus however far the test has moved it on.
+#[derive(Clone, Debug, Default)]
+pub struct TestClock {
+    ahead_nanos: Arc<AtomicU64>,
+}
+
+impl TestClock {
+    /// Moves the guest's time `by` forward, for every request from now on.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).expect("a test moves time by less than 584 years");
+        self.ahead_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl HostWallClock for TestClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the system clock is after 1970");
+        system + Duration::from_nanos(self.ahead_nanos.load(Ordering::SeqCst))
+    }
+}
+
 pub struct TestHost {
     pub running: RunningHost,
     pub store: MemoryBackend,
     pub sms: RecordingSms,
+    /// The guest's wall clock; `clock.advance(..)` instead of sleeping.
+    pub clock: TestClock,
     pub client: reqwest::Client,
 }
 
@@ -109,10 +141,12 @@ async fn start_wasm_on(
     store: MemoryBackend,
 ) -> TestHost {
     let sms = RecordingSms::new();
+    let clock = TestClock::default();
     let running = HostBuilder::new(wasm)
         .envs(env)
         .backend(Arc::new(store.clone()))
         .sms(Arc::new(sms.clone()))
+        .wall_clock(clock.clone())
         .build()
         .expect("host builds")
         .spawn_local()
@@ -122,6 +156,7 @@ async fn start_wasm_on(
         running,
         store,
         sms,
+        clock,
         client: reqwest::Client::new(),
     }
 }
