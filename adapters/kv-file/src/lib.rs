@@ -14,8 +14,9 @@ pub mod name;
 pub mod record;
 pub mod store;
 
-#[cfg(test)]
-mod std_dir;
+// Also built for the host's key-value conformance suite, which runs this store over `std::fs`.
+#[cfg(any(test, feature = "std-dir"))]
+pub mod std_dir;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

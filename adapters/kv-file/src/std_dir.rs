@@ -102,6 +102,12 @@ impl StdSystem {
     }
 }
 
+impl Default for StdSystem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl System for StdSystem {
     fn wall_nanos(&self) -> u64 {
         SystemTime::now()

@@ -4,6 +4,8 @@
 //! the backend. Compare-and-swap works on version tokens: [`Backend::get`] answers the value with
 //! its [`Version`], and [`Backend::compare_and_swap`] writes only while the key still has it.
 
+#[cfg(test)]
+mod conformance;
 mod host;
 mod memory;
 mod redb;
