@@ -14,6 +14,7 @@ mod artifacts;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod crash;
 mod fake_http;
 mod grpc;
 mod lifecycle;

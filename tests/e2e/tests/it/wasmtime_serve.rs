@@ -16,7 +16,7 @@ const ARTIFACT: &str = "set-my-phone-wasmtime-serve.wasm";
 const SIGNING_KEY: &str = "serve-signing-key";
 
 /// `wasmtime` from `WASMTIME`, PATH or ~/.cargo/bin; .ci/run installs wasmtime-cli@48.0.8.
-fn wasmtime_binary() -> PathBuf {
+pub(crate) fn wasmtime_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("WASMTIME") {
         return PathBuf::from(path);
     }
