@@ -4,6 +4,8 @@
 use super::audience_accepted;
 use crate::config::Config;
 use crate::time::Timestamp;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::{Map, Value};
@@ -26,8 +28,11 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
         (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
             ec.curve == EllipticCurve::P256
         }
+        // jsonwebtoken slices the first 32 bytes of `x` and panics on fewer: a short key from a
+        // broken or hostile JWKS would trap the component, so it fits nothing.
         (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
             okp.curve == EllipticCurve::Ed25519
+                && URL_SAFE_NO_PAD.decode(&okp.x).is_ok_and(|x| x.len() == 32)
         }
         _ => false,
     };

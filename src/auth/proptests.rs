@@ -301,3 +301,89 @@ proptest! {
         assert_documented(&error, &[token_refusal])?;
     }
 }
+
+/// An issuer's Ed25519 key whose `x` is not 32 bytes (a broken or hostile JWKS) must make the
+/// token invalid, not trap the component.
+#[test]
+fn a_short_ed25519_key_refuses_the_token() {
+    let (kv, clock, random) = (
+        MemoryKv::default(),
+        FixedClock::at(NOW),
+        CountingRandom(Cell::new(0)),
+    );
+    for x in ["", "AAAA", &PUBLIC[..20]] {
+        let config = Config::from_lookup(|name| match name {
+            "AUTH_ISSUER" => Some(ISSUER.into()),
+            "AUTH_JWKS" => Some(format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{x}"}}]}}"#
+            )),
+            _ => None,
+        })
+        .expect("the test configuration is valid");
+        let issuer = Issuer {
+            config: &config,
+            kv: &kv,
+            http: &NoIssuer,
+            clock: &clock,
+            random: &random,
+        };
+        let header = format!("Bearer {}", valid_token());
+        let result = authenticate(Some(&header), &issuer);
+        assert!(
+            matches!(result, Err(Error::TokenInvalid(_))),
+            "{x:?}: {result:?}"
+        );
+    }
+}
+
+/// A JWKS key of the given kind with `kid` "k" and the given raw components.
+fn jwk(kind: u8, a: &[u8], b: &[u8]) -> (String, &'static str) {
+    let (a, b) = (URL_SAFE_NO_PAD.encode(a), URL_SAFE_NO_PAD.encode(b));
+    match kind {
+        0 => (
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{a}"}}"#),
+            "EdDSA",
+        ),
+        1 => (
+            format!(r#"{{"kty":"EC","crv":"P-256","kid":"k","x":"{a}","y":"{b}"}}"#),
+            "ES256",
+        ),
+        _ => (
+            format!(r#"{{"kty":"RSA","kid":"k","n":"{a}","e":"{b}"}}"#),
+            "RS256",
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Keys come from the issuer (fetched) or the configuration; whatever their bytes, a token
+    /// naming them is checked or refused, never a trap.
+    #[test]
+    fn keys_of_any_bytes_refuse_tokens_without_panicking(
+        kind in 0u8..3,
+        a in proptest::collection::vec(any::<u8>(), 0..72),
+        b in proptest::collection::vec(any::<u8>(), 0..40),
+        signature in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
+        let (key, alg) = jwk(kind, &a, &b);
+        let config = Config::from_lookup(|name| match name {
+            "AUTH_ISSUER" => Some(ISSUER.into()),
+            "AUTH_JWKS" => Some(format!(r#"{{"keys":[{key}]}}"#)),
+            _ => None,
+        });
+        // A JWKS the configuration itself refuses is a configuration error, reported as such.
+        let Ok(config) = config else { return Ok(()) };
+        let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(NOW), CountingRandom(Cell::new(0)));
+        let issuer = Issuer { config: &config, kv: &kv, http: &NoIssuer, clock: &clock, random: &random };
+        let token = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"k"}}"#)),
+            URL_SAFE_NO_PAD.encode(claims_json("user-1", "org-1")),
+            URL_SAFE_NO_PAD.encode(&signature)
+        );
+        let error = authenticate(Some(&format!("Bearer {token}")), &issuer).expect_err("not signed by that key");
+        assert_documented(&error, &[token_refusal])?;
+    }
+}
