@@ -111,10 +111,16 @@ async fn check_restarted(host: &HostProcess, client: &reqwest::Client, users: &[
     for user in users {
         let got = get_phone(client, &host.url(PHONE_URL), &user.token).await;
         assert_eq!(got.status, 200, "{}: {got:?}\n{}", user.name, host.stderr());
-        let sequence = got.sequence();
-        let number = got.phone().expect("a number").to_owned();
         let mut log = user.log.lock().unwrap();
         let (newest, newest_number) = log.newest.clone();
+        let (Some(sequence), Some(number)) = (got.try_sequence(), got.phone()) else {
+            panic!(
+                "{}: after the restart the record is gone ({got:?}); acknowledged was {newest} \
+                 ({newest_number})",
+                user.name
+            );
+        };
+        let number = number.to_owned();
         assert!(
             sequence >= newest,
             "{}: after the restart the record is at sequence {sequence} ({number}), older than \

@@ -244,10 +244,15 @@ pub struct Answer {
 
 impl Answer {
     pub fn sequence(&self) -> u64 {
+        self.try_sequence()
+            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
+    }
+
+    /// `details.sequence`; `None` when absent (a GET of a user without a record has none).
+    pub fn try_sequence(&self) -> Option<u64> {
         self.body["details"]["sequence"]
             .as_str()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
     }
 
     pub fn code(&self) -> i64 {
