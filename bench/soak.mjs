@@ -287,7 +287,13 @@ function pick(user) {
 
 function quarantine(user, why) {
   user.quarantined = why;
+  if (users.every((u) => u.quarantined)) {
+    // Nobody left to drive: stop now rather than idle until the deadline.
+    for (const waiter of freeWaiters.splice(0)) waiter(null);
+    stopped.now = true;
+  }
 }
+const stopped = { now: false };
 
 function checkSequence(user, kind, got, expected) {
   if (got < user.seen) {
@@ -445,7 +451,7 @@ async function worker(deadline) {
   for (;;) {
     const user = await acquire(deadline);
     if (user === null) return;
-    if (performance.now() >= deadline) {
+    if (performance.now() >= deadline || stopped.now) {
       release(user);
       return;
     }
