@@ -26,6 +26,7 @@
 
 mod bindings;
 pub mod keyvalue;
+mod limits;
 pub mod preinit;
 pub mod server;
 pub mod sms;

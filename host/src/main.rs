@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use set_my_phone_host::HostBuilder;
@@ -13,7 +14,8 @@ use set_my_phone_host::sms::LogSms;
 
 mod dev;
 
-const USAGE: &str = "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--store URL] [--dev [--token-file PATH]]
+const USAGE: &str = "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--store URL]
+       [--request-timeout SECS] [--max-memory MIB] [--dev [--token-file PATH]]
 
 Serves the set-my-phone component over HTTP/1.1 and h2c (default address 127.0.0.1:8080).
 --store picks where key-value data lives:
@@ -21,6 +23,10 @@ Serves the set-my-phone component over HTTP/1.1 and h2c (default address 127.0.0
   redis://HOST:PORT[/DB]   a Redis server, shared by several hosts
   memory:                  this process's memory, gone when it stops
 SMS, codes included, are printed to stderr.
+--request-timeout: how long the component may take to answer a request (default 10; decimals
+  allowed); past it the component is stopped and the client gets 504 DEADLINE_EXCEEDED.
+--max-memory: how many MiB of memory one request's component instance may hold (default 64,
+  at most 4096); one that needs more is stopped and the client gets 500 INTERNAL.
 The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.
 --dev trusts a throwaway signing key instead of AUTH_ISSUER/AUTH_JWKS and prints a token
 (also written to --token-file). Never use it in production.
@@ -33,6 +39,14 @@ bench-user-1..N of org dev-org) to --tokens-file. For trying out and benchmarks 
 
 /// The store used without `--store`.
 const DEFAULT_STORE: &str = "redb:data/set-my-phone.redb";
+
+/// `--request-timeout` without the option, and its largest value, in seconds.
+const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 10.0;
+const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
+
+/// `--max-memory` without the option, and its largest value, in MiB.
+const DEFAULT_MAX_MEMORY_MIB: usize = 64;
+const MAX_MAX_MEMORY_MIB: usize = 4096;
 
 /// Prefixes of the process variables passed to the component.
 const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
@@ -100,8 +114,31 @@ struct Options {
     wasm: PathBuf,
     listen: SocketAddr,
     store: StoreUrl,
+    request_timeout: Duration,
+    /// In bytes.
+    max_memory: usize,
     dev: bool,
     token_file: Option<PathBuf>,
+}
+
+/// `--request-timeout SECS`: more than 0, at most an hour.
+fn parse_request_timeout(secs: &str) -> anyhow::Result<Duration> {
+    secs.parse::<f64>()
+        .ok()
+        .filter(|secs| *secs > 0.0 && *secs <= MAX_REQUEST_TIMEOUT_SECS)
+        .map(Duration::from_secs_f64)
+        .with_context(|| {
+            format!("--request-timeout {secs:?} is not a number of seconds from 0 to 3600")
+        })
+}
+
+/// `--max-memory MIB`, in bytes.
+fn parse_max_memory(mib: &str) -> anyhow::Result<usize> {
+    mib.parse::<usize>()
+        .ok()
+        .filter(|mib| (1..=MAX_MAX_MEMORY_MIB).contains(mib))
+        .map(|mib| mib << 20)
+        .with_context(|| format!("--max-memory {mib:?} is not a number of MiB from 1 to 4096"))
 }
 
 /// What the command line asks for.
@@ -171,6 +208,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     let mut wasm = None;
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
     let mut store = None;
+    let mut request_timeout = Duration::from_secs_f64(DEFAULT_REQUEST_TIMEOUT_SECS);
+    let mut max_memory = DEFAULT_MAX_MEMORY_MIB << 20;
     let mut dev = false;
     let mut token_file = None;
     while let Some(arg) = args.next() {
@@ -187,6 +226,17 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
                 listen = addr.parse().with_context(|| {
                     format!("--listen {addr:?} is not an address like 127.0.0.1:8080")
                 })?;
+            }
+            "--request-timeout" => {
+                request_timeout = parse_request_timeout(
+                    &args
+                        .next()
+                        .context("--request-timeout needs a number of seconds")?,
+                )?;
+            }
+            "--max-memory" => {
+                max_memory =
+                    parse_max_memory(&args.next().context("--max-memory needs a number of MiB")?)?;
             }
             "--dev" => dev = true,
             "--token-file" => {
@@ -208,6 +258,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
         wasm: wasm.context("missing --wasm PATH")?,
         listen,
         store,
+        request_timeout,
+        max_memory,
         dev,
         token_file,
     }))
@@ -264,11 +316,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .stores(stores)
         .backend(backend)
         .sms(Arc::new(LogSms::new()))
+        .request_timeout(options.request_timeout)
+        .max_memory(options.max_memory)
         .build()?;
     eprintln!(
-        "serving {} on {base_url} (store: {})",
+        "serving {} on {base_url} (store: {}; each request: {:?} to answer, {} MiB of memory)",
         options.wasm.display(),
-        options.store
+        options.store,
+        options.request_timeout,
+        options.max_memory >> 20
     );
     if let Some(token) = &dev_token {
         eprintln!("{}", dev::instructions(&base_url, token));
@@ -398,6 +454,29 @@ mod tests {
         );
         assert!(parse(args("serve --wasm x.wasm --store nope")).is_err());
         assert!(matches!(parse(args("--help")), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn guest_limits() {
+        let Ok(Command::Serve(options)) = parse(args("serve --wasm x.wasm")) else {
+            panic!("parses");
+        };
+        assert_eq!(options.request_timeout, Duration::from_secs(10));
+        assert_eq!(options.max_memory, 64 * 1024 * 1024);
+        let line = "serve --wasm x.wasm --request-timeout 1.5 --max-memory 16";
+        let Ok(Command::Serve(options)) = parse(args(line)) else {
+            panic!("parses");
+        };
+        assert_eq!(options.request_timeout, Duration::from_millis(1500));
+        assert_eq!(options.max_memory, 16 * 1024 * 1024);
+        for bad in ["0", "-1", "nan", "inf", "3601", "ten", ""] {
+            let line = format!("serve --wasm x.wasm --request-timeout {bad}");
+            assert!(parse(args(&line)).is_err(), "--request-timeout {bad:?}");
+        }
+        for bad in ["0", "4097", "1.5", "-1", "64MiB"] {
+            let line = format!("serve --wasm x.wasm --max-memory {bad}");
+            assert!(parse(args(&line)).is_err(), "--max-memory {bad:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! The guest answers through `response-outparam::set` and may keep running afterwards (it sends the
 //! SMS after responding). Each request's guest therefore runs in its own task; the response goes
 //! out as soon as the guest sets it, and [`Host::idle`] waits for the work that follows.
+//!
+//! Every guest runs under the limits of [`crate::limits`]: a deadline for its answer (then the
+//! guest limit for the work after it), whether it computes or waits on the host, and a memory
+//! cap. A guest that breaks one, or traps, gets its client a google.rpc.Status answer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +40,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings;
 use crate::keyvalue::{Backend, KeyValue, KeyValueCtx, KeyValueView, MemoryBackend};
+use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
 use crate::sms::{LogSms, Sms, SmsSender, SmsView};
 
 /// How long one request's guest may run, response and after-response work together.
@@ -66,6 +71,8 @@ pub struct HostBuilder {
     stores: Vec<String>,
     cache: bool,
     guest_timeout: Duration,
+    request_timeout: Duration,
+    max_memory: usize,
     shutdown_timeout: Duration,
     pool_instances: Option<u32>,
     wall_clock: Option<SharedWallClock>,
@@ -73,8 +80,9 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
-    /// [`LogSms`], the single store `default`, the compilation cache on, a 60 s guest limit, the
-    /// pooling allocator on (128 guests at once) and 30 s for connections to finish at shutdown.
+    /// [`LogSms`], the single store `default`, the compilation cache on, 10 s for the guest to
+    /// answer and 60 s in all, 64 MiB of memory per guest, the pooling allocator on (128 guests
+    /// at once) and 30 s for connections to finish at shutdown.
     pub fn new(wasm: impl Into<PathBuf>) -> Self {
         Self {
             wasm: wasm.into(),
@@ -84,6 +92,8 @@ impl HostBuilder {
             stores: vec!["default".to_owned()],
             cache: true,
             guest_timeout: DEFAULT_GUEST_TIMEOUT,
+            request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
+            max_memory: limits::DEFAULT_MAX_MEMORY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             pool_instances: Some(DEFAULT_POOL_INSTANCES),
             wall_clock: None,
@@ -131,12 +141,27 @@ impl HostBuilder {
         self
     }
 
-    /// How long one request's guest may run before it is stopped (default 60 s).
-    ///
-    /// The limit applies while the guest waits on the host (key-value, SMS, HTTP); a guest that
-    /// computes without calling the host is not interrupted.
+    /// How long one request's guest may run in all, its work after the answer (the SMS)
+    /// included, before it is stopped (default 60 s, never less than the request timeout),
+    /// whether it computes or waits on the host.
     pub fn guest_timeout(mut self, limit: Duration) -> Self {
         self.guest_timeout = limit;
+        self
+    }
+
+    /// How long one request's guest may take to answer (default 10 s). Past it the guest is
+    /// stopped, whether it computes or waits on the host, and the client gets 504 with
+    /// google.rpc.Status `DEADLINE_EXCEEDED` (gRPC status 4).
+    pub fn request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// How many bytes of memory (linear memories and tables together) one request's guest may
+    /// hold (default 64 MiB; at most 4 GiB). A guest refused memory usually traps; its client
+    /// then gets 500 with google.rpc.Status `INTERNAL` saying the service ran out of memory.
+    pub fn max_memory(mut self, bytes: usize) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -172,11 +197,21 @@ impl HostBuilder {
 
     /// Compiles the component and links every import it needs.
     pub fn build(self) -> anyhow::Result<Host> {
+        anyhow::ensure!(
+            (1..=limits::MAX_MAX_MEMORY).contains(&self.max_memory),
+            "the memory limit must be from 1 byte to 4 GiB, not {} bytes",
+            self.max_memory
+        );
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // Compiled code checks the epoch at loop heads and function entries; see `new_store`.
+        config.epoch_interruption(true);
         if let Some(instances) = self.pool_instances {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_component_instances(instances)
+                // No single memory grows past the cap of the whole guest (MemoryCap counts
+                // them together); the address space reserved per slot stays as it is.
+                .max_memory_size(self.max_memory)
                 .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_GUEST))
                 .total_memories(instances.saturating_mul(MEMORIES_PER_GUEST))
                 .total_tables(instances.saturating_mul(TABLES_PER_GUEST))
@@ -192,6 +227,7 @@ impl HostBuilder {
             }
         }
         let engine = Engine::new(&config)?;
+        limits::start_epoch_ticker(&engine)?;
         let component = Component::from_file(&engine, &self.wasm)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading component {}", self.wasm.display()))?;
@@ -212,7 +248,11 @@ impl HostBuilder {
             },
             sms: self.sms.unwrap_or_else(|| Arc::new(LogSms::new())),
             tasks: GuestTasks::default(),
-            guest_timeout: self.guest_timeout,
+            limits: GuestLimits {
+                request_timeout: self.request_timeout,
+                guest_timeout: self.guest_timeout,
+                max_memory: self.max_memory,
+            },
             shutdown_timeout: self.shutdown_timeout,
             wall_clock: self.wall_clock,
         })
@@ -240,7 +280,7 @@ pub struct Host {
     keyvalue: KeyValueCtx,
     sms: Arc<dyn SmsSender>,
     tasks: GuestTasks,
-    guest_timeout: Duration,
+    limits: GuestLimits,
     shutdown_timeout: Duration,
     wall_clock: Option<SharedWallClock>,
 }
@@ -263,6 +303,8 @@ pub(crate) struct State {
     table: ResourceTable,
     keyvalue: KeyValueCtx,
     sms: Arc<dyn SmsSender>,
+    /// The store's resource limiter (installed by [`Host`]; not by pre-initialisation).
+    memory: MemoryCap,
 }
 
 impl WasiView for State {
@@ -401,13 +443,16 @@ impl Host {
         self.tasks.idle().await;
     }
 
-    /// Runs one request through a fresh instance; answers when the guest sets the response.
+    /// Runs one request through a fresh instance; answers when the guest sets the response, or
+    /// for it when the guest fails or misses its deadline.
     async fn handle(&self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let format = ErrorFormat::of(&request);
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
-            return status_response(StatusCode::BAD_REQUEST, 3, "missing Host header");
+            return format.response(StatusCode::BAD_REQUEST, 3, "missing Host header");
         }
         let guard = self.tasks.enter();
-        let mut store = Store::new(self.pre.engine(), self.new_state());
+        let deadlines = Deadlines::start(&self.limits);
+        let mut store = self.new_store(&deadlines);
         let (sender, receiver) = oneshot::channel();
         let resources = (|| -> wasmtime::Result<_> {
             let mut http = store.data_mut().http();
@@ -419,14 +464,15 @@ impl Host {
             Ok(resources) => resources,
             Err(err) => {
                 eprintln!("host: cannot hand the request to the guest: {err:?}");
-                return internal_error();
+                return format.failure(Failure::Other, &self.limits);
             }
         };
 
         let pre = self.pre.clone();
-        let limit = self.guest_timeout;
+        let guest_deadlines = Arc::clone(&deadlines);
         tokio::spawn(async move {
             let _guard = guard;
+            let deadlines = guest_deadlines;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -434,26 +480,66 @@ impl Host {
                     .call_handle(&mut store, request, response)
                     .await
             };
-            match tokio::time::timeout(limit, run).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => eprintln!("host: guest failed: {err:?}"),
-                Err(_) => eprintln!("host: guest still running after {limit:?}; stopped it"),
+            // A computing guest traps at its deadline (epoch interruption); one waiting on the
+            // host is dropped here.
+            let ended = tokio::select! {
+                ended = run => Some(ended),
+                () = deadlines.passed() => None,
+            };
+            let failure = match ended {
+                Some(Ok(())) => None,
+                Some(Err(err)) => {
+                    let failure = Failure::of(&err, store.data().memory.exceeded());
+                    eprintln!("host: guest stopped ({}): {err:?}", failure.describe());
+                    Some(failure)
+                }
+                None => {
+                    eprintln!("host: guest stopped (deadline passed while it waited on the host)");
+                    Some(Failure::Deadline)
+                }
+            };
+            if let Some(failure) = failure {
+                deadlines.fail(failure);
             }
+            // Dropping the store drops the response slot of a guest that never answered, which
+            // tells the waiting request; `deadlines` already says why.
+            drop(store);
         });
 
-        match receiver.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => {
+        match tokio::time::timeout_at(deadlines.answer_by().into(), receiver).await {
+            Ok(Ok(Ok(response))) => {
+                deadlines.answered();
+                response
+            }
+            Ok(Ok(Err(code))) => {
+                deadlines.answered();
                 eprintln!("host: guest answered with error {code:?}");
-                internal_error()
+                format.failure(Failure::Other, &self.limits)
             }
-            // The guest ended (or dropped the outparam) without a response; a trap is logged
-            // by the guest task as well.
-            Err(_) => {
-                eprintln!("host: guest gave no response");
-                internal_error()
+            // The guest ended (or dropped the outparam) without a response.
+            Ok(Err(_)) => {
+                let failure = deadlines.failure().unwrap_or_else(|| {
+                    eprintln!("host: guest gave no response");
+                    Failure::Other
+                });
+                format.failure(failure, &self.limits)
             }
+            // The guest task stops the guest at the same deadline.
+            Err(_) => format.failure(Failure::Deadline, &self.limits),
         }
+    }
+
+    /// A store for one request's guest, under the guest limits: the memory cap, and at every
+    /// epoch tick a yield to other tasks, or a trap once the deadline has passed.
+    fn new_store(&self, deadlines: &Arc<Deadlines>) -> Store<State> {
+        let mut state = self.new_state();
+        state.memory = MemoryCap::new(self.limits.max_memory);
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        let deadlines = Arc::clone(deadlines);
+        store.epoch_deadline_callback(move |_| Ok(deadlines.on_epoch()));
+        store.set_epoch_deadline(1);
+        store
     }
 
     fn new_state(&self) -> State {
@@ -493,29 +579,97 @@ impl State {
             table: ResourceTable::new(),
             keyvalue,
             sms,
+            memory: MemoryCap::new(limits::MAX_MAX_MEMORY),
         }
     }
 }
 
-/// The answer when the guest fails before responding: google.rpc.Status `INTERNAL`.
-fn internal_error() -> Response<HyperOutgoingBody> {
-    status_response(StatusCode::INTERNAL_SERVER_ERROR, 13, "internal error")
+/// How the client reads the errors the host answers itself: a JSON google.rpc.Status, or for
+/// gRPC and gRPC-Web the status in `grpc-status` / `grpc-message` headers.
+#[derive(Clone, Debug)]
+enum ErrorFormat {
+    Json,
+    /// With the request's content type, echoed back.
+    Grpc(header::HeaderValue),
 }
 
-/// A JSON google.rpc.Status response; `message` must not need JSON escaping.
-fn status_response(status: StatusCode, code: u32, message: &str) -> Response<HyperOutgoingBody> {
-    let body = format!(r#"{{"code":{code},"message":"{message}"}}"#);
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+impl ErrorFormat {
+    fn of<B>(request: &Request<B>) -> Self {
+        let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+            return Self::Json;
+        };
+        let media_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        // application/grpc, application/grpc+proto, application/grpc-web(-text)(+proto), ...
+        match media_type.strip_prefix("application/grpc") {
+            Some(rest) if rest.is_empty() || rest.starts_with(['+', '-']) => {
+                Self::Grpc(content_type.clone())
+            }
+            _ => Self::Json,
+        }
+    }
+
+    /// The answer for a guest that failed (or missed its deadline) before it answered.
+    fn failure(&self, failure: Failure, limits: &GuestLimits) -> Response<HyperOutgoingBody> {
+        let (status, code, message) = failure.answer(limits);
+        self.response(status, code, &message)
+    }
+
+    /// JSON: `status` with `{"code":..,"message":..,"details":[]}`. gRPC: HTTP 200, as gRPC
+    /// requires, with the status in the headers and no body (a Trailers-Only answer).
+    fn response(
+        &self,
+        status: StatusCode,
+        code: u32,
+        message: &str,
+    ) -> Response<HyperOutgoingBody> {
+        let (status, content_type, body) = match self {
+            Self::Json => {
+                let body = serde_json::json!({"code": code, "message": message, "details": []});
+                (
+                    status,
+                    header::HeaderValue::from_static("application/json"),
+                    Bytes::from(body.to_string()),
+                )
+            }
+            Self::Grpc(content_type) => (StatusCode::OK, content_type.clone(), Bytes::new()),
+        };
+        let mut response = Response::new(
+            Full::new(body)
+                .map_err(|never: Infallible| match never {})
+                .boxed_unsync(),
+        );
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        if let Self::Grpc(_) = self {
+            headers.insert("grpc-status", header::HeaderValue::from(code));
+            // Percent-encoded, the message is visible ASCII.
+            if let Ok(message) = header::HeaderValue::from_str(&grpc_percent_encode(message)) {
+                headers.insert("grpc-message", message);
+            }
+        }
+        response
+    }
+}
+
+/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
+fn grpc_percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Counts running guest tasks so callers can wait for after-response work.
