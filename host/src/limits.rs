@@ -1,8 +1,8 @@
 //! Limits on one request's guest, and what the client hears when its guest breaks one.
 //!
 //! - A deadline for the answer (`request_timeout`): a guest that computes is interrupted through
-//!   wasmtime's epoch interruption (a ticker thread advances the engine's epoch; at every tick the
-//!   guest yields to other tasks, and past its deadline it traps); a guest waiting on the host is
+//!   wasmtime's epoch interruption (a ticker thread advances the engine's epoch; every time slice
+//!   the guest yields to other tasks, and past its deadline it traps); a guest waiting on the host is
 //!   dropped by a timer. Once answered, the guest may finish its work (the SMS) until the guest
 //!   limit (`guest_timeout`), under the same two mechanisms.
 //! - A memory cap (`max_memory`): the linear memories and tables of one guest together; growing
@@ -16,12 +16,14 @@ use anyhow::Context as _;
 use hyper::StatusCode;
 use wasmtime::{Engine, ResourceLimiter, Trap, UpdateDeadline};
 
-/// How often the epoch advances: how late, at most, a computing guest notices its deadline, and
-/// how long it computes before it lets other requests' guests on its thread run.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// How long a guest may take to answer by default.
-pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A computing guest's time slice, in epoch ticks (50 to 100 ms): how long it computes before it
+/// lets other requests' guests on its thread run, and how late, at most, it notices its deadline.
+/// An ordinary request computes a few milliseconds and is rarely cut: cutting it between a read
+/// and its compare-and-swap would only make conflicts likelier under load.
+pub(crate) const SLICE_TICKS: u64 = 2;
 
 /// The default memory cap of one guest: 64 MiB.
 pub(crate) const DEFAULT_MAX_MEMORY: usize = 64 << 20;
@@ -98,13 +100,13 @@ impl Deadlines {
         }
     }
 
-    /// At every epoch tick while the guest computes: yield to other tasks, or trap (with
-    /// [`Trap::Interrupt`]) once the deadline in force has passed.
+    /// At the end of every time slice while the guest computes: yield to other tasks, or trap
+    /// (with [`Trap::Interrupt`]) once the deadline in force has passed.
     pub(crate) fn on_epoch(&self) -> UpdateDeadline {
         if Instant::now() >= self.current() {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Yield(1)
+            UpdateDeadline::Yield(SLICE_TICKS)
         }
     }
 
@@ -315,7 +317,10 @@ mod tests {
         let deadlines = Deadlines::start(&limits);
         assert!(matches!(deadlines.on_epoch(), UpdateDeadline::Interrupt));
         deadlines.answered();
-        assert!(matches!(deadlines.on_epoch(), UpdateDeadline::Yield(1)));
+        assert!(matches!(
+            deadlines.on_epoch(),
+            UpdateDeadline::Yield(SLICE_TICKS)
+        ));
     }
 
     #[test]

@@ -80,8 +80,8 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
-    /// [`LogSms`], the single store `default`, the compilation cache on, 10 s for the guest to
-    /// answer and 60 s in all, 64 MiB of memory per guest, the pooling allocator on (128 guests
+    /// [`LogSms`], the single store `default`, the compilation cache on, 60 s for the guest to
+    /// answer and to finish, 64 MiB of memory per guest, the pooling allocator on (128 guests
     /// at once) and 30 s for connections to finish at shutdown.
     pub fn new(wasm: impl Into<PathBuf>) -> Self {
         Self {
@@ -92,7 +92,7 @@ impl HostBuilder {
             stores: vec!["default".to_owned()],
             cache: true,
             guest_timeout: DEFAULT_GUEST_TIMEOUT,
-            request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: DEFAULT_GUEST_TIMEOUT,
             max_memory: limits::DEFAULT_MAX_MEMORY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             pool_instances: Some(DEFAULT_POOL_INSTANCES),
@@ -149,9 +149,10 @@ impl HostBuilder {
         self
     }
 
-    /// How long one request's guest may take to answer (default 10 s). Past it the guest is
-    /// stopped, whether it computes or waits on the host, and the client gets 504 with
-    /// google.rpc.Status `DEADLINE_EXCEEDED` (gRPC status 4).
+    /// How long one request's guest may take to answer (default 60 s, the guest limit; the
+    /// binary's `--request-timeout` defaults to 10 s). Past it the guest is stopped, whether it
+    /// computes or waits on the host, and the client gets 504 with google.rpc.Status
+    /// `DEADLINE_EXCEEDED` (gRPC status 4).
     pub fn request_timeout(mut self, limit: Duration) -> Self {
         self.request_timeout = limit;
         self
@@ -529,8 +530,8 @@ impl Host {
         }
     }
 
-    /// A store for one request's guest, under the guest limits: the memory cap, and at every
-    /// epoch tick a yield to other tasks, or a trap once the deadline has passed.
+    /// A store for one request's guest, under the guest limits: the memory cap, and at the end of
+    /// every time slice a yield to other tasks, or a trap once the deadline has passed.
     fn new_store(&self, deadlines: &Arc<Deadlines>) -> Store<State> {
         let mut state = self.new_state();
         state.memory = MemoryCap::new(self.limits.max_memory);
@@ -538,7 +539,7 @@ impl Host {
         store.limiter(|state| &mut state.memory);
         let deadlines = Arc::clone(deadlines);
         store.epoch_deadline_callback(move |_| Ok(deadlines.on_epoch()));
-        store.set_epoch_deadline(1);
+        store.set_epoch_deadline(limits::SLICE_TICKS);
         store
     }
 
