@@ -91,7 +91,6 @@ pub struct Config {
     pub codes_per_hour: u32,
     /// Where numbers may be from; empty = anywhere.
     pub allowed_regions: AllowedRegions,
-    pub sms_provider: SmsProvider,
     pub kv_store: String,
 }
 
@@ -287,7 +286,6 @@ impl Config {
             resend_cooldown_seconds,
             codes_per_hour,
             allowed_regions,
-            sms_provider,
             kv_store,
         })
     }
@@ -424,7 +422,6 @@ mod tests {
         let config = config(&[("AUTH_ISSUER", "https://issuer"), ("AUTH_JWKS", JWKS)]).unwrap();
         assert_eq!(config.default_region, phonenumber::country::Id::CH);
         assert_eq!((config.code_length, config.code_expiry_seconds), (6, 3600));
-        assert_eq!(config.sms_provider, SmsProvider::None);
         assert_eq!(config.resource_owner_claim, DEFAULT_RESOURCE_OWNER_CLAIM);
         assert_eq!(config.kv_store, "default");
         assert!(config.audiences.is_none() && config.code_secret.is_none());

@@ -3,21 +3,34 @@
 //! Everything here builds natively and is tested natively; only `component` (wasm32 only)
 //! touches the generated WIT bindings and adapts them to the small traits the core uses.
 
-pub mod api;
-pub mod auth;
-pub mod code;
-pub mod config;
-pub mod error;
-pub mod guard;
-pub mod http;
-pub mod phone;
-pub mod platform;
+mod api;
+mod auth;
+mod config;
+mod domain;
+mod error;
+mod http;
+mod number;
+mod platform;
 #[cfg(test)]
 mod proptest_support;
-pub mod record;
-pub mod sms;
-pub mod store;
-pub mod time;
+mod record;
+mod sms;
+mod store;
+#[cfg(test)]
+mod test_support;
+mod time;
+
+// The surface a host adapter (the wasm32 `component` module, or a native embedding) needs: one
+// call per HTTP request, over the traits the host implements.
+pub use api::{Reply, handle};
+pub use domain::Followup;
+pub use error::Error;
+pub use http::{MAX_BODY_BYTES, Request, Response};
+pub use number::warm_up;
+pub use platform::{Clock, Http, OpenError, Random, Services, StoreOpener};
+pub use sms::{Message, SendError, Sms};
+pub use store::{Cas, KeyValue, StoreError, SwapError};
+pub use time::Timestamp;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -2,6 +2,7 @@
 //! HTTP (to the identity provider). The component implements these over wasi:clocks,
 //! wasi:random and wasi:http; tests use fakes.
 
+use crate::store::KeyValue;
 use crate::time::Timestamp;
 pub use set_my_phone_outgoing_http::{Answer, Failure, Method, Request, Url};
 use std::time::Duration;
@@ -34,4 +35,25 @@ pub trait Random {
         self.fill(&mut bytes);
         hex::encode(bytes)
     }
+}
+
+/// Why a key-value store could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+}
+
+/// Opens a key-value store by label.
+pub type StoreOpener = dyn Fn(&str) -> Result<Box<dyn KeyValue>, OpenError>;
+
+/// Everything the API needs from its host.
+pub struct Services<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub open_store: &'a StoreOpener,
+    pub clock: &'a dyn Clock,
+    pub random: &'a dyn Random,
+    /// Outgoing HTTP, to the identity provider.
+    pub http: &'a dyn Http,
 }

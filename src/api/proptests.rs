@@ -4,13 +4,12 @@
 //! wire format, frames), not with the encoders under test.
 
 use super::{Input, Rpc, Services, grpc, rest};
-use crate::code::tests::CountingRandom;
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::platform::{Answer, Failure, Http};
 use crate::proptest_support::{assert_documented, config, json_string, mutated};
 use crate::store::KeyValue;
-use crate::store::tests::{FixedClock, MemoryKv};
+use crate::test_support::CountingRandom;
+use crate::test_support::{FixedClock, MemoryKv, NoIssuer};
 use base64::Engine as _;
 use proptest::prelude::*;
 use std::cell::Cell;
@@ -348,14 +347,6 @@ proptest! {
 
 // --- whole requests through api::handle ---
 
-struct NoIssuer;
-
-impl Http for NoIssuer {
-    fn exchange(&self, _: &crate::platform::Request) -> Result<Answer, Failure> {
-        Err(Failure::Unreachable("no network in property tests".into()))
-    }
-}
-
 fn env(name: &str) -> Option<String> {
     match name {
         "AUTH_ISSUER" => Some("https://issuer.test".into()),
@@ -494,7 +485,7 @@ proptest! {
         body in body(),
         authorization in authorization(),
     ) {
-        let open_store = |_: &str| -> Result<Box<dyn KeyValue>, super::OpenError> {
+        let open_store = |_: &str| -> Result<Box<dyn KeyValue>, crate::platform::OpenError> {
             Ok(Box::new(MemoryKv::default()))
         };
         let (clock, random) = (FixedClock::at(1_800_000_000), CountingRandom(Cell::new(0)));

@@ -1,7 +1,7 @@
 //! Protobuf messages of the phone RPCs and of google.rpc.Status, generated at build time from
 //! the shipped `proto/` files (see build.rs), with their conversions from the domain's types.
 
-use super::phone::{Details, PhoneView};
+use crate::domain::{Details, PhoneView};
 use crate::error;
 use crate::time;
 

@@ -1,8 +1,8 @@
 //! REST with JSON bodies, as grpc-gateway serves ZITADEL's auth API (protojson rules).
 
-use super::phone::{Details, PhoneView};
 use super::{Input, Output, Reply, Rpc, Services, authorize, log};
 use crate::api;
+use crate::domain::{Details, PhoneView};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use serde::Serialize;

@@ -208,10 +208,10 @@ fn assertion(issuer: &Issuer, client: &ClientAuth, now: i64) -> Result<String, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::code::tests::CountingRandom;
     use crate::config::Config;
     use crate::platform::{Answer as HttpAnswer, Failure, Http, Request};
-    use crate::store::tests::{FixedClock, MemoryKv};
+    use crate::test_support::CountingRandom;
+    use crate::test_support::{FixedClock, MemoryKv};
     use std::cell::{Cell, RefCell};
 
     const TOKEN: &str = "opaque-token-0123456789";

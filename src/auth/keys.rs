@@ -137,10 +137,10 @@ fn elected(issuer: &Issuer, key: &str, generation: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::code::tests::CountingRandom;
     use crate::config::Config;
     use crate::platform::{Answer, Failure, Http, Request};
-    use crate::store::tests::{FixedClock, MemoryKv};
+    use crate::test_support::CountingRandom;
+    use crate::test_support::{FixedClock, MemoryKv};
     use std::cell::{Cell, RefCell};
 
     /// An issuer that serves `jwks` (or nothing, when down) and counts what it is asked.

@@ -4,12 +4,11 @@
 //! with RFC 8037's example key.
 
 use super::{Issuer, Principal, authenticate};
-use crate::code::tests::CountingRandom;
 use crate::config::Config;
 use crate::error::Error;
-use crate::platform::{Answer, Failure, Http, Request};
 use crate::proptest_support::{assert_documented, config, json_string, mutated};
-use crate::store::tests::{FixedClock, MemoryKv};
+use crate::test_support::CountingRandom;
+use crate::test_support::{FixedClock, MemoryKv, NoIssuer};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
@@ -21,14 +20,6 @@ const NOW: i64 = 1_800_000_000;
 /// RFC 8037 appendix A.1/A.2: the Ed25519 key pair (d, x).
 const SEED: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 const PUBLIC: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-
-struct NoIssuer;
-
-impl Http for NoIssuer {
-    fn exchange(&self, _: &Request) -> Result<Answer, Failure> {
-        Err(Failure::Unreachable("no network in property tests".into()))
-    }
-}
 
 fn test_config() -> Config {
     Config::from_lookup(|name| match name {

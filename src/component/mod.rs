@@ -1,8 +1,8 @@
 //! The wasm32 side: generated WIT bindings and the thin export that adapts them to the
 //! native API (`api::handle`). Nothing here decides behaviour.
 
-mod http;
 mod services;
+mod wasi_http;
 
 #[allow(
     unsafe_code,
@@ -41,7 +41,7 @@ struct Component;
 
 impl bindings::Guest for Component {
     fn wizer_initialize() {
-        crate::phone::warm_up();
+        crate::number::warm_up();
     }
 }
 
@@ -52,16 +52,16 @@ impl Guest for Component {
         let env = services::Environment::read();
         let lookup = |name: &str| env.get(name);
         let open_store = services::open_store;
-        let services = crate::api::Services {
+        let services = crate::platform::Services {
             env: &lookup,
             open_store: &open_store,
             clock: &services::WasiClock,
             random: &services::WasiRandom,
             http: &services::WasiHttp,
         };
-        let request = http::read_request(&request);
+        let request = wasi_http::read_request(&request);
         let reply = crate::api::handle(&request, &services);
-        http::write_response(response_out, reply.response);
+        wasi_http::write_response(response_out, reply.response);
         if let Some(followup) = reply.followup {
             followup.run(&services::WasiSms);
         }

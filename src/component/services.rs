@@ -3,7 +3,7 @@
 
 use super::bindings::set_my_phone::sms::sender;
 use super::bindings::wasi::keyvalue::{atomics, store};
-use crate::api::OpenError;
+use crate::platform::OpenError;
 use crate::platform::{Answer, Clock, Failure, Http, Random, Request};
 use crate::sms::{Message, SendError, Sms};
 use crate::store::{Cas, KeyValue, StoreError, SwapError};

@@ -139,11 +139,11 @@ impl Updater<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{FixedClock, MemoryKv};
+    use crate::test_support::{FixedClock, MemoryKv};
     use std::cell::Cell;
 
-    fn random() -> crate::code::tests::CountingRandom {
-        crate::code::tests::CountingRandom(Cell::new(0))
+    fn random() -> crate::test_support::CountingRandom {
+        crate::test_support::CountingRandom(Cell::new(0))
     }
 
     /// Runs `create_once("k", make)` on `kv` with a standing clock; answers it and the clock.

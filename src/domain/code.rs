@@ -1,7 +1,13 @@
 //! Verification codes: generated from the CSPRNG without modulo bias, stored only as a keyed
 //! hash (HMAC-SHA256), compared in constant time.
 
+use super::guard;
+use super::{Caller, SmsJob, code_secret};
+use crate::error::Error;
 use crate::platform::Random;
+use crate::record::{Delivery, PendingCode, Phone, UserRecord};
+use crate::sms::{self, Message};
+use crate::time::Timestamp;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -52,22 +58,69 @@ fn mac(secret: &[u8], record_key: &str, code: &str) -> Hmac<Sha256> {
     mac
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::cell::Cell;
+/// A code made ready before an update: the plain code (for the SMS) and its stored form.
+pub(crate) struct FreshCode {
+    code: String,
+    hash: String,
+    pub(crate) operation: String,
+    pub(crate) now: Timestamp,
+}
 
-    /// Deterministic byte source: counts up from a seed.
-    pub struct CountingRandom(pub Cell<u8>);
+impl FreshCode {
+    pub(crate) fn new(caller: &Caller) -> Result<Self, Error> {
+        let secret = code_secret(caller)?;
+        let code = generate(caller.services.random, caller.config.code_length);
+        Ok(FreshCode {
+            hash: hash(&secret, &caller.record_key, &code),
+            code,
+            operation: caller.services.random.operation_id(),
+            now: caller.services.clock.now(),
+        })
+    }
 
-    impl Random for CountingRandom {
-        fn fill(&self, buf: &mut [u8]) {
-            for byte in buf {
-                *byte = self.0.get();
-                self.0.set(self.0.get().wrapping_add(1));
-            }
+    /// Puts the code on `record` as its pending code, if the abuse guards allow a new one.
+    pub(crate) fn issue(
+        &self,
+        record: &mut UserRecord,
+        phone: Phone,
+        caller: &Caller,
+    ) -> Result<(), Error> {
+        guard::check_new_code(record, &caller.config, self.now)?;
+        guard::note_new_code(record, self.now);
+        record.phone = Some(Phone {
+            code: Some(PendingCode {
+                hash: self.hash.clone(),
+                created: self.now,
+                expires: self.now.plus_seconds(caller.config.code_expiry_seconds),
+                failed_attempts: 0,
+                issued_by: self.operation.clone(),
+                delivery: Delivery::Pending,
+            }),
+            ..phone
+        });
+        Ok(())
+    }
+
+    pub(crate) fn into_job(self, caller: &Caller, recipient: &str) -> SmsJob {
+        SmsJob {
+            record_key: caller.record_key.clone(),
+            operation: self.operation,
+            message: Message {
+                recipient: recipient.into(),
+                text: sms::phone_code_text(&self.code),
+                code: self.code,
+                user_id: caller.principal.user_id.clone(),
+                org_id: caller.principal.resource_owner.clone(),
+            },
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::CountingRandom;
+    use std::cell::Cell;
 
     #[test]
     fn codes_use_the_alphabet_and_length() {

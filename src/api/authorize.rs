@@ -1,0 +1,48 @@
+//! Who is calling: reads the configuration, opens the caller's store and verifies the token.
+
+use crate::auth::{self, Issuer};
+use crate::config::Config;
+use crate::domain::Caller;
+use crate::error::Error;
+use crate::platform::{OpenError, Services};
+use crate::record::record_key;
+
+/// Reads configuration, opens the store (which also caches what authentication learns from the
+/// issuer) and verifies the token.
+pub(super) fn authorize<'a>(
+    services: &'a Services<'a>,
+    authorization: Option<&str>,
+) -> Result<Caller<'a>, Error> {
+    let config = Config::from_lookup(services.env)?;
+    // Without any header there is nothing to look up: answer before touching the store.
+    if authorization.is_none() {
+        return Err(Error::AuthHeaderMissing);
+    }
+    let kv = (services.open_store)(&config.kv_store).map_err(|e| match e {
+        OpenError::NoSuchStore => Error::Config {
+            variable: "KV_STORE",
+            problem: format!(
+                "names store {:?}, which the host does not provide",
+                config.kv_store
+            ),
+        },
+        OpenError::AccessDenied => Error::Config {
+            variable: "KV_STORE",
+            problem: format!(
+                "names store {:?}, which this component may not use",
+                config.kv_store
+            ),
+        },
+        OpenError::Other(why) => Error::StoreUnavailable(why),
+    })?;
+    let issuer = Issuer {
+        config: &config,
+        kv: kv.as_ref(),
+        http: services.http,
+        clock: services.clock,
+        random: services.random,
+    };
+    let principal = auth::authenticate(authorization, &issuer)?;
+    let record_key = record_key(&principal.resource_owner, &principal.user_id);
+    Ok(Caller::new(services, config, principal, record_key, kv))
+}

@@ -1,0 +1,132 @@
+//! The phone lifecycle's rules on plain Rust types, free of wire formats: one file per RPC
+//! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (`guard.rs`), code issuing
+//! and checking (`code.rs`), and delivering a code after the answer (`delivery.rs`). The API
+//! layer (`crate::api`) authenticates the caller, decodes the request and encodes the answer.
+
+pub(crate) mod code;
+mod delivery;
+mod get_my_phone;
+pub(crate) mod guard;
+mod remove_my_phone;
+mod resend_my_phone_verification;
+mod set_my_phone;
+#[cfg(test)]
+mod tests;
+mod verify_my_phone;
+
+pub use delivery::{Followup, SmsJob};
+pub use get_my_phone::get_my_phone;
+pub use remove_my_phone::remove_my_phone;
+pub use resend_my_phone_verification::resend_my_phone_verification;
+pub use set_my_phone::set_my_phone;
+pub use verify_my_phone::verify_my_phone;
+
+use crate::auth::Principal;
+use crate::config::Config;
+use crate::error::Error;
+use crate::platform::Services;
+use crate::record::UserRecord;
+use crate::store::{Change, KeyValue, Updated, Updater};
+use crate::time::Timestamp;
+
+/// Where the HMAC key for codes lives when `PHONE_CODE_SECRET` is not set (no SMS provider).
+const STORED_SECRET_KEY: &str = "secret:phone-code-hmac";
+
+/// An authenticated request: configuration, caller, and the caller's store.
+pub struct Caller<'a> {
+    pub services: &'a Services<'a>,
+    pub config: Config,
+    pub principal: Principal,
+    pub record_key: String,
+    kv: Box<dyn KeyValue>,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller `principal`, whose record lives under `record_key` in `kv`.
+    pub fn new(
+        services: &'a Services<'a>,
+        config: Config,
+        principal: Principal,
+        record_key: String,
+        kv: Box<dyn KeyValue>,
+    ) -> Self {
+        Caller {
+            services,
+            config,
+            principal,
+            record_key,
+            kv,
+        }
+    }
+
+    pub fn updater(&self) -> Updater<'_> {
+        Updater {
+            kv: self.kv.as_ref(),
+            clock: self.services.clock,
+            random: self.services.random,
+        }
+    }
+
+    pub fn new_record(&self, now: Timestamp) -> UserRecord {
+        UserRecord::new(&self.principal.user_id, &self.principal.resource_owner, now)
+    }
+}
+
+/// zitadel.v1.ObjectDetails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Details {
+    pub sequence: u64,
+    pub creation_date: Timestamp,
+    pub change_date: Timestamp,
+    pub resource_owner: String,
+}
+
+/// zitadel.user.v1.Phone; `None` in a GetMyPhone answer means the user has no phone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneView {
+    pub phone: String,
+    pub is_phone_verified: bool,
+}
+
+impl Details {
+    pub(crate) fn of(updated: &Updated<impl Sized>) -> Option<Details> {
+        let record = updated.record.as_ref()?;
+        let operation = updated.operation.as_ref();
+        Some(Details {
+            sequence: operation.map_or(record.sequence, |op| op.sequence),
+            creation_date: record.created,
+            change_date: operation.map_or(record.changed, |op| op.at),
+            resource_owner: record.resource_owner.clone(),
+        })
+    }
+
+    pub(crate) fn of_record(record: &UserRecord) -> Details {
+        Details {
+            sequence: record.sequence,
+            creation_date: record.created,
+            change_date: record.changed,
+            resource_owner: record.resource_owner.clone(),
+        }
+    }
+}
+
+/// A record change that writes `record` with `events` new events and answers `value`.
+pub(crate) fn write<T>(record: UserRecord, events: u64, value: T) -> Result<Change<T>, Error> {
+    Ok(Change::Write {
+        record,
+        events,
+        value,
+    })
+}
+
+/// The HMAC key: configured, or (with no SMS provider) generated once and kept in the store.
+pub(crate) fn code_secret(caller: &Caller) -> Result<Vec<u8>, Error> {
+    if let Some(secret) = &caller.config.code_secret {
+        return Ok(secret.clone());
+    }
+    caller.updater().create_once(STORED_SECRET_KEY, || {
+        let mut secret = vec![0u8; 32];
+        caller.services.random.fill(&mut secret);
+        secret
+    })
+}

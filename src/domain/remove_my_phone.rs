@@ -1,0 +1,19 @@
+//! RemoveMyPhone: forget the number.
+
+use super::{Caller, Details, write};
+use crate::error::Error;
+
+/// RemoveMyPhone: forgets the number and any pending code; the same number can be set again.
+/// The record of recently issued codes stays, so remove-and-set cannot dodge the hourly cap.
+pub fn remove_my_phone(caller: &Caller) -> Result<Details, Error> {
+    const NOT_FOUND: Error = Error::PhoneNotFound("COMMAND-p6rsc");
+    let operation = caller.services.random.operation_id();
+    let updated = caller
+        .updater()
+        .update(&caller.record_key, &operation, |current| {
+            let mut record = current.ok_or(NOT_FOUND)?;
+            record.phone.take().ok_or(NOT_FOUND)?;
+            write(record, 1, ())
+        })?;
+    Details::of(&updated).ok_or(Error::TooMuchContention)
+}
