@@ -94,9 +94,18 @@ mod tests {
         assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW), Some(0));
         assert_eq!(retry_after("Tue, 20 Oct 2015 07:28:00 GMT", NOW), Some(0));
         // 1709251199: a leap day; 946684800: a century divisible by 400; 4133937600: one not.
-        assert_eq!(retry_after("Thu, 29 Feb 2024 23:59:59 GMT", 1_709_251_000), Some(199));
-        assert_eq!(retry_after("Sat, 01 Jan 2000 00:00:00 GMT", 946_684_000), Some(800));
-        assert_eq!(retry_after("Fri, 31 Dec 2100 12:00:00 GMT", 4_133_937_000), Some(600));
+        assert_eq!(
+            retry_after("Thu, 29 Feb 2024 23:59:59 GMT", 1_709_251_000),
+            Some(199)
+        );
+        assert_eq!(
+            retry_after("Sat, 01 Jan 2000 00:00:00 GMT", 946_684_000),
+            Some(800)
+        );
+        assert_eq!(
+            retry_after("Fri, 31 Dec 2100 12:00:00 GMT", 4_133_937_000),
+            Some(600)
+        );
     }
 
     #[test]
