@@ -25,6 +25,7 @@
 //! ```
 
 mod bindings;
+pub mod embed;
 pub mod keyvalue;
 mod limits;
 pub mod preinit;

@@ -22,7 +22,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -445,8 +444,15 @@ impl Host {
     }
 
     /// Runs one request through a fresh instance; answers when the guest sets the response, or
-    /// for it when the guest fails or misses its deadline.
-    async fn handle(&self, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    /// for it when the guest fails or misses its deadline. This is what [`Host::serve`] calls
+    /// per request; a program with its own HTTP server calls it (or mounts
+    /// [`Host::into_service`]) with any request body.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<HyperOutgoingBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request = request.map(|body| body.map_err(body_error));
         let format = ErrorFormat::of(&request);
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
             return format.response(StatusCode::BAD_REQUEST, 3, "missing Host header");
@@ -530,6 +536,12 @@ impl Host {
         }
     }
 
+    /// This host as a `tower::Service`, to mount in a program's own router (axum's
+    /// `nest_service`, hyper, tonic): see [`crate::embed`].
+    pub fn into_service(self) -> crate::embed::HostService {
+        crate::embed::HostService::new(Arc::new(self))
+    }
+
     /// A store for one request's guest, under the guest limits: the memory cap, and at the end of
     /// every time slice a yield to other tasks, or a trap once the deadline has passed.
     fn new_store(&self, deadlines: &Arc<Deadlines>) -> Store<State> {
@@ -550,6 +562,16 @@ impl Host {
             Arc::clone(&self.sms),
             self.wall_clock.clone(),
         )
+    }
+}
+
+/// A request body's failure, as wasi:http reports it to the guest.
+fn body_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    error: E,
+) -> wasmtime_wasi_http::Error {
+    match error.into().downcast::<hyper::Error>() {
+        Ok(hyper) => wasmtime_wasi_http::Error::Hyper(*hyper),
+        Err(other) => wasmtime_wasi_http::Error::InternalError(Some(other.to_string())),
     }
 }
 
