@@ -1,5 +1,6 @@
 //! `set-my-phone-host serve`: serves the core on an embedded file store (or Redis, or memory), with
-//! SMS printed to stderr; stops gracefully on SIGTERM or Ctrl-C.
+//! SMS printed to stderr; stops gracefully on SIGTERM or Ctrl-C. `dev-identity` prints a throwaway
+//! identity for other hosts. The command line is clap's; `--help` documents it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,45 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use set_my_phone_host::HostBuilder;
 use set_my_phone_host::keyvalue::{Backend, MemoryBackend, RedbBackend, RedisBackend};
 use set_my_phone_host::sms::LogSms;
 
 mod dev;
 
-const USAGE: &str = "usage: set-my-phone-host serve --wasm PATH [--listen ADDR] [--store URL]
-       [--request-timeout SECS] [--max-memory MIB] [--dev [--token-file PATH]]
-
-Serves the set-my-phone component over HTTP/1.1 and h2c (default address 127.0.0.1:8080).
---store picks where key-value data lives:
-  redb:PATH                an embedded file, created if missing (default: redb:data/set-my-phone.redb)
-  redis://HOST:PORT[/DB]   a Redis server, shared by several hosts
-  memory:                  this process's memory, gone when it stops
-SMS, codes included, are printed to stderr.
---request-timeout: how long the component may take to answer a request (default 10; decimals
-  allowed); past it the component is stopped and the client gets 504 DEADLINE_EXCEEDED.
---max-memory: how many MiB of memory one request's component instance may hold (default 64,
-  at most 4096); one that needs more is stopped and the client gets 500 INTERNAL.
-The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this process.
---dev trusts a throwaway signing key instead of AUTH_ISSUER/AUTH_JWKS and prints a token
-(also written to --token-file). Never use it in production.
-SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, and exits 0.
-
-usage: set-my-phone-host dev-identity --issuer URL [--users N] [--tokens-file PATH]
-Prints `export` lines (AUTH_ISSUER, AUTH_JWKS, PHONE_CODE_SECRET, TOKEN) that make a component
-trust a throwaway key, for hosts such as `wasmtime serve`; writes one token per user (users
-bench-user-1..N of org dev-org) to --tokens-file. For trying out and benchmarks only.";
-
 /// The store used without `--store`.
 const DEFAULT_STORE: &str = "redb:data/set-my-phone.redb";
 
-/// `--request-timeout` without the option, and its largest value, in seconds.
-const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 10.0;
+/// `--max-memory`'s largest value, in MiB.
+const MAX_MAX_MEMORY_MIB: usize = 4096;
+
+/// `--request-timeout`'s largest value, in seconds.
 const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
 
-/// `--max-memory` without the option, and its largest value, in MiB.
-const DEFAULT_MAX_MEMORY_MIB: usize = 64;
-const MAX_MAX_MEMORY_MIB: usize = 4096;
+/// `dev-identity --users`'s largest value.
+const MAX_DEV_USERS: usize = 10_000;
 
 /// Prefixes of the process variables passed to the component.
 const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
@@ -54,8 +34,151 @@ const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
 /// Names of further process variables passed to the component.
 const PASSED_NAMES: [&str; 1] = ["KV_STORE"];
 
+/// Reference host for set-my-phone: embeds wasmtime, provides key-value and SMS.
+#[derive(Debug, Parser)]
+#[command(
+    name = "set-my-phone-host",
+    version,
+    about,
+    // A missing command is one line on stderr like every other usage error.
+    arg_required_else_help = false,
+    after_help = "`set-my-phone-host serve --help` lists serve's options and the environment variables \
+                  the component sees."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the set-my-phone component over HTTP/1.1 and h2c.
+    ///
+    /// Serves the set-my-phone component over HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on
+    /// one port. SMS, codes included, are printed to stderr.
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(Options),
+    /// Prints `export` lines of a throwaway identity, for hosts such as `wasmtime serve`.
+    ///
+    /// Prints `export` lines (AUTH_ISSUER, AUTH_JWKS, PHONE_CODE_SECRET, TOKEN) that make a
+    /// component trust a throwaway key, for hosts such as `wasmtime serve`, and writes one token
+    /// per user (users bench-user-1..N of org dev-org) to --tokens-file. For trying out and
+    /// benchmarks only.
+    DevIdentity {
+        /// The issuer URL the component is told to trust (AUTH_ISSUER).
+        #[arg(long, value_name = "URL")]
+        issuer: String,
+        /// How many users get a token (1 to 10000).
+        #[arg(long, value_name = "N", default_value = "1", value_parser = parse_users)]
+        users: usize,
+        /// Where to write the users' tokens, one a line.
+        #[arg(long, value_name = "PATH")]
+        tokens_file: Option<PathBuf>,
+    },
+}
+
+/// The end of `serve --help`: what the component sees and how the host stops.
+const SERVE_AFTER_HELP: &str = "\
+Environment:
+  The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this
+  process, and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
+  SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
+  key-value store label besides \"default\".
+
+Stopping:
+  SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to 30 s)
+  together with their after-response work (the SMS), and exits 0.
+
+Exit status: 0 after a graceful stop, 2 for bad arguments, 1 for other start-up failures (each
+printed as one line on stderr).";
+
+/// `serve`'s options.
+#[derive(Debug, clap::Args)]
+struct Options {
+    /// The component to serve.
+    ///
+    /// The component to serve, e.g. target/artifacts/set-my-phone-core-initialised.wasm (built by
+    /// scripts/build-artifacts) or target/wasm32-wasip2/release/set_my_phone.wasm.
+    #[arg(long, value_name = "PATH")]
+    wasm: PathBuf,
+    /// The address to listen on (port 0: a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    listen: SocketAddr,
+    /// Where key-value data lives: redb:PATH, redis://HOST:PORT[/DB] or memory:.
+    ///
+    /// Where key-value data lives, one of:
+    ///   redb:PATH               an embedded file, created with its folders if missing
+    ///   redis://HOST:PORT[/DB]  a Redis server, shared by several hosts
+    ///   memory:                 this process's memory, gone when it stops
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = DEFAULT_STORE,
+        value_parser = StoreUrl::parse,
+        verbatim_doc_comment
+    )]
+    store: StoreUrl,
+    /// Seconds the component may take to answer a request (decimals allowed; at most 3600).
+    ///
+    /// How long the component may take to answer a request, in seconds: more than 0, at most
+    /// 3600, decimals allowed. Past it the component is stopped and the client gets 504
+    /// DEADLINE_EXCEEDED.
+    #[arg(
+        long = "request-timeout",
+        value_name = "SECS",
+        default_value = "10",
+        value_parser = parse_request_timeout,
+        allow_negative_numbers = true
+    )]
+    request_timeout: Duration,
+    /// MiB of memory one request's component instance may hold (1 to 4096).
+    ///
+    /// How many MiB of memory one request's component instance may hold, from 1 to 4096. One
+    /// that needs more is stopped and the client gets 500 INTERNAL.
+    #[arg(
+        long = "max-memory",
+        value_name = "MIB",
+        default_value = "64",
+        value_parser = parse_max_memory,
+        allow_negative_numbers = true
+    )]
+    max_memory: usize, // In bytes.
+    /// Development mode: trusts a throwaway key and prints a ready token; never in production.
+    ///
+    /// Development mode: trusts a new throwaway signing key (instead of AUTH_ISSUER/AUTH_JWKS)
+    /// and prints a ready token and example requests. Works with every store; tokens of an
+    /// earlier run stop working after a restart. Never use it in production.
+    #[arg(long)]
+    dev: bool,
+    /// With --dev: also writes the token to this file.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Parses `args` (the program name first), with the checks clap's derive cannot express.
+    fn try_parse_args<I>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Self::try_parse_from(args)?;
+        if let Command::Serve(options) = &cli.command
+            && options.token_file.is_some()
+            && !options.dev
+        {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--token-file only goes with --dev",
+            ));
+        }
+        Ok(cli)
+    }
+}
+
 /// Where key-value data lives (`--store`).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum StoreUrl {
     Memory,
     Redb(PathBuf),
@@ -69,7 +192,7 @@ impl StoreUrl {
         }
         if let Some(path) = url.strip_prefix("redb:") {
             if path.is_empty() {
-                bail!("--store redb: needs a file path, e.g. redb:data/set-my-phone.redb");
+                bail!("redb: needs a file path, e.g. redb:data/set-my-phone.redb");
             }
             return Ok(Self::Redb(PathBuf::from(path)));
         }
@@ -77,9 +200,9 @@ impl StoreUrl {
             return Ok(Self::Redis(url.to_owned()));
         }
         if url.starts_with("rediss://") {
-            bail!("--store {url:?}: TLS to Redis (rediss://) is not supported; use redis://");
+            bail!("TLS to Redis (rediss://) is not supported; use redis://");
         }
-        bail!("--store {url:?} is not a store: use redb:PATH, redis://HOST:PORT or memory:")
+        bail!("not a store: use redb:PATH, redis://HOST:PORT or memory:")
     }
 
     /// Opens the store; a Redis that does not answer yet is only a warning.
@@ -110,15 +233,11 @@ impl std::fmt::Display for StoreUrl {
     }
 }
 
-struct Options {
-    wasm: PathBuf,
-    listen: SocketAddr,
-    store: StoreUrl,
-    request_timeout: Duration,
-    /// In bytes.
-    max_memory: usize,
-    dev: bool,
-    token_file: Option<PathBuf>,
+/// `--listen ADDR`.
+fn parse_listen(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.parse()
+        .ok()
+        .context("not an address like 127.0.0.1:8080")
 }
 
 /// `--request-timeout SECS`: more than 0, at most an hour.
@@ -127,9 +246,7 @@ fn parse_request_timeout(secs: &str) -> anyhow::Result<Duration> {
         .ok()
         .filter(|secs| *secs > 0.0 && *secs <= MAX_REQUEST_TIMEOUT_SECS)
         .map(Duration::from_secs_f64)
-        .with_context(|| {
-            format!("--request-timeout {secs:?} is not a number of seconds from 0 to 3600")
-        })
+        .context("not a number of seconds more than 0 and at most 3600")
 }
 
 /// `--max-memory MIB`, in bytes.
@@ -138,48 +255,23 @@ fn parse_max_memory(mib: &str) -> anyhow::Result<usize> {
         .ok()
         .filter(|mib| (1..=MAX_MAX_MEMORY_MIB).contains(mib))
         .map(|mib| mib << 20)
-        .with_context(|| format!("--max-memory {mib:?} is not a number of MiB from 1 to 4096"))
+        .context("not a whole number of MiB from 1 to 4096")
 }
 
-/// What the command line asks for.
-enum Command {
-    Serve(Options),
-    /// `dev-identity --issuer URL [--users N] [--tokens-file PATH]`: prints shell `export`
-    /// lines that make a component trust a throwaway key, and writes one token per user.
-    DevIdentity {
-        issuer: String,
-        users: usize,
-        tokens_file: Option<PathBuf>,
-    },
-    Help,
+/// `dev-identity --users N`.
+fn parse_users(n: &str) -> anyhow::Result<usize> {
+    n.parse()
+        .ok()
+        .filter(|n| (1..=MAX_DEV_USERS).contains(n))
+        .context("not a number from 1 to 10000")
 }
 
-fn parse_dev_identity(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
-    let (mut issuer, mut users, mut tokens_file) = (None, 1, None);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--issuer" => issuer = Some(args.next().context("--issuer needs a URL")?),
-            "--users" => {
-                let n = args.next().context("--users needs a number")?;
-                users = n
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=10_000).contains(n))
-                    .with_context(|| format!("--users {n:?} is not a number from 1 to 10000"))?;
-            }
-            "--tokens-file" => {
-                tokens_file = Some(PathBuf::from(
-                    args.next().context("--tokens-file needs a path")?,
-                ));
-            }
-            other => bail!("unknown option {other:?}"),
-        }
-    }
-    Ok(Command::DevIdentity {
-        issuer: issuer.context("missing --issuer URL")?,
-        users,
-        tokens_file,
-    })
+/// A command-line error as one line: clap's message without its tips and usage, which follow
+/// the first blank line.
+fn usage_error_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let message = text.split("\n\n").next().unwrap_or_default();
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Prints the development identity as `export NAME='value'` lines (values hold no `'`).
@@ -195,74 +287,6 @@ fn dev_identity(issuer: &str, users: usize, tokens_file: Option<&PathBuf>) -> an
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
-    match args.next().as_deref() {
-        Some("serve") => {}
-        Some("dev-identity") => return parse_dev_identity(args),
-        Some("--help" | "-h" | "help") => return Ok(Command::Help),
-        Some(other) => bail!("unknown command {other:?}"),
-        None => bail!("missing command"),
-    }
-    let mut wasm = None;
-    let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
-    let mut store = None;
-    let mut request_timeout = Duration::from_secs_f64(DEFAULT_REQUEST_TIMEOUT_SECS);
-    let mut max_memory = DEFAULT_MAX_MEMORY_MIB << 20;
-    let mut dev = false;
-    let mut token_file = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--wasm" => wasm = Some(PathBuf::from(args.next().context("--wasm needs a path")?)),
-            "--store" => {
-                store = Some(StoreUrl::parse(
-                    &args.next().context("--store needs a URL")?,
-                )?);
-            }
-            "--listen" => {
-                let addr = args.next().context("--listen needs an address")?;
-                listen = addr.parse().with_context(|| {
-                    format!("--listen {addr:?} is not an address like 127.0.0.1:8080")
-                })?;
-            }
-            "--request-timeout" => {
-                request_timeout = parse_request_timeout(
-                    &args
-                        .next()
-                        .context("--request-timeout needs a number of seconds")?,
-                )?;
-            }
-            "--max-memory" => {
-                max_memory =
-                    parse_max_memory(&args.next().context("--max-memory needs a number of MiB")?)?;
-            }
-            "--dev" => dev = true,
-            "--token-file" => {
-                token_file = Some(PathBuf::from(
-                    args.next().context("--token-file needs a path")?,
-                ));
-            }
-            other => bail!("unknown option {other:?}"),
-        }
-    }
-    if token_file.is_some() && !dev {
-        bail!("--token-file only goes with --dev");
-    }
-    let store = match store {
-        Some(store) => store,
-        None => StoreUrl::parse(DEFAULT_STORE)?,
-    };
-    Ok(Command::Serve(Options {
-        wasm: wasm.context("missing --wasm PATH")?,
-        listen,
-        store,
-        request_timeout,
-        max_memory,
-        dev,
-        token_file,
-    }))
 }
 
 fn passed_env() -> Vec<(String, String)> {
@@ -380,13 +404,30 @@ fn one_line(err: &anyhow::Error) -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(Command::Serve(options)) => options,
-        Ok(Command::DevIdentity {
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        // `--help` and `--version` are "errors" printed on stdout.
+        Err(err) if !err.use_stderr() => {
+            return match err.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Err(err) => {
+            eprintln!(
+                "set-my-phone-host: {} (see set-my-phone-host --help)",
+                usage_error_line(&err)
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let options = match cli.command {
+        Command::Serve(options) => options,
+        Command::DevIdentity {
             issuer,
             users,
             tokens_file,
-        }) => {
+        } => {
             return match dev_identity(&issuer, users, tokens_file.as_ref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
@@ -394,17 +435,6 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             };
-        }
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!(
-                "set-my-phone-host: {} (see set-my-phone-host --help)",
-                one_line(&err)
-            );
-            return ExitCode::from(2);
         }
     };
     match serve(options).await {
@@ -420,11 +450,34 @@ async fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> impl Iterator<Item = String> {
-        line.split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-            .into_iter()
+    /// `line` (words split on spaces) as the host's command line.
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_args(std::iter::once("set-my-phone-host").chain(line.split_whitespace()))
+    }
+
+    /// `serve`'s options for `line`, which must parse.
+    fn serve_options(line: &str) -> Options {
+        match parse(line) {
+            Ok(Cli {
+                command: Command::Serve(options),
+            }) => options,
+            other => panic!("{line:?} does not parse as serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_help_names_the_variables_the_component_sees() {
+        for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
+            assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
+        }
+        for passed in PASSED_NAMES {
+            assert!(SERVE_AFTER_HELP.contains(passed), "{passed}");
+        }
     }
 
     #[test]
@@ -445,37 +498,118 @@ mod tests {
 
     #[test]
     fn the_default_store_is_the_embedded_file() {
-        let Ok(Command::Serve(options)) = parse(args("serve --wasm x.wasm")) else {
-            panic!("parses");
-        };
+        let options = serve_options("serve --wasm x.wasm");
         assert_eq!(
             options.store,
             StoreUrl::Redb(PathBuf::from("data/set-my-phone.redb"))
         );
-        assert!(parse(args("serve --wasm x.wasm --store nope")).is_err());
-        assert!(matches!(parse(args("--help")), Ok(Command::Help)));
+        assert_eq!(options.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(!options.dev);
+        let options = serve_options("serve --wasm x.wasm --store memory: --listen 127.0.0.1:0");
+        assert_eq!(options.store, StoreUrl::Memory);
+        assert_eq!(options.listen, SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert!(parse("serve --wasm x.wasm --store nope").is_err());
+        assert!(parse("serve --wasm x.wasm --listen localhost").is_err());
+        for help in [
+            "--help",
+            "-h",
+            "help",
+            "serve --help",
+            "dev-identity --help",
+        ] {
+            let err = parse(help).expect_err(help);
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{help}");
+        }
     }
 
     #[test]
     fn guest_limits() {
-        let Ok(Command::Serve(options)) = parse(args("serve --wasm x.wasm")) else {
-            panic!("parses");
-        };
+        let options = serve_options("serve --wasm x.wasm");
         assert_eq!(options.request_timeout, Duration::from_secs(10));
         assert_eq!(options.max_memory, 64 * 1024 * 1024);
-        let line = "serve --wasm x.wasm --request-timeout 1.5 --max-memory 16";
-        let Ok(Command::Serve(options)) = parse(args(line)) else {
-            panic!("parses");
-        };
+        let options = serve_options("serve --wasm x.wasm --request-timeout 1.5 --max-memory 16");
         assert_eq!(options.request_timeout, Duration::from_millis(1500));
         assert_eq!(options.max_memory, 16 * 1024 * 1024);
+        let options = serve_options("serve --wasm x.wasm --request-timeout 3600 --max-memory 4096");
+        assert_eq!(options.request_timeout, Duration::from_secs(3600));
+        assert_eq!(options.max_memory, 4096 * 1024 * 1024);
         for bad in ["0", "-1", "nan", "inf", "3601", "ten", ""] {
             let line = format!("serve --wasm x.wasm --request-timeout {bad}");
-            assert!(parse(args(&line)).is_err(), "--request-timeout {bad:?}");
+            assert!(parse(&line).is_err(), "--request-timeout {bad:?}");
         }
         for bad in ["0", "4097", "1.5", "-1", "64MiB"] {
             let line = format!("serve --wasm x.wasm --max-memory {bad}");
-            assert!(parse(args(&line)).is_err(), "--max-memory {bad:?}");
+            assert!(parse(&line).is_err(), "--max-memory {bad:?}");
+        }
+    }
+
+    #[test]
+    fn dev_mode_and_its_token_file() {
+        let options = serve_options("serve --wasm x.wasm --dev --token-file t");
+        assert!(options.dev);
+        assert_eq!(options.token_file, Some(PathBuf::from("t")));
+        assert!(parse("serve --wasm x.wasm --token-file t").is_err());
+        assert!(parse("serve --dev").is_err(), "--wasm is required");
+    }
+
+    #[test]
+    fn dev_identity_options() {
+        let Ok(Cli {
+            command:
+                Command::DevIdentity {
+                    issuer,
+                    users,
+                    tokens_file,
+                },
+        }) = parse("dev-identity --issuer https://dev.invalid")
+        else {
+            panic!("parses");
+        };
+        assert_eq!(
+            (issuer.as_str(), users, tokens_file),
+            ("https://dev.invalid", 1, None)
+        );
+        let line = "dev-identity --issuer https://b.invalid --users 10000 --tokens-file t";
+        assert!(matches!(
+            parse(line),
+            Ok(Cli {
+                command: Command::DevIdentity {
+                    users: 10_000,
+                    tokens_file: Some(_),
+                    ..
+                }
+            })
+        ));
+        assert!(parse("dev-identity").is_err(), "--issuer is required");
+        for bad in ["0", "10001", "x"] {
+            let line = format!("dev-identity --issuer https://dev.invalid --users {bad}");
+            assert!(parse(&line).is_err(), "--users {bad:?}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_naming_the_option() {
+        for (line, option) in [
+            (
+                "serve --wasm x.wasm --request-timeout 0",
+                "--request-timeout",
+            ),
+            ("serve --wasm x.wasm --max-memory 4097", "--max-memory"),
+            ("serve --wasm x.wasm --store sqlite:x.db", "--store"),
+            ("serve --wasm x.wasm --bogus", "--bogus"),
+            ("serve --wasm x.wasm --token-file t", "--token-file"),
+            ("serve --wasm x.wasm --listen localhost", "--listen"),
+            ("", "subcommand"),
+            ("serve --store memory:", "--wasm"),
+            (
+                "dev-identity --issuer https://dev.invalid --users 0",
+                "--users",
+            ),
+        ] {
+            let err = parse(line).expect_err(line);
+            let message = usage_error_line(&err);
+            assert!(!message.contains('\n'), "{line}: {message}");
+            assert!(message.contains(option), "{line}: {message}");
         }
     }
 
