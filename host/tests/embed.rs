@@ -7,10 +7,6 @@
     reason = "a failing test should stop loudly"
 )]
 
-#[allow(
-    dead_code,
-    reason = "shared helpers; this test uses the issuer and the artifact"
-)]
 mod common;
 #[allow(dead_code, reason = "the example's main is for `cargo run --example`")]
 #[path = "../examples/axum-embed.rs"]

@@ -10,262 +10,25 @@
 )]
 
 use std::collections::HashSet;
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use serde_json::{Value, json};
 use set_my_phone_host::keyvalue::{Backend as _, RedisBackend, Swap, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
-const ISSUER: &str = "https://issuer.test";
-const ORG: &str = "test-org";
-const PHONE_URL: &str = "/auth/v1/users/me/phone";
+mod common;
 
-/// How long a host may take to start (the first start compiles the component).
-const START_LIMIT: Duration = Duration::from_secs(300);
+use common::{
+    Answer, BIN, HostProcess, Issuer, PHONE_URL, START_LIMIT, Scratch, get_phone, put_phone,
+    signal, wait_with_limit,
+};
 
-/// Variables of the test process that would reach the component if inherited.
-const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "KV_STORE"];
-
-fn wasm_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/set_my_phone.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-component",
-        path.display()
-    );
-    path
-}
-
-/// A fresh folder under cargo's temporary folder, removed on drop.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "serve-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("create scratch folder");
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A test issuer: an Ed25519 key the hosts trust through `AUTH_JWKS`.
-struct Issuer {
-    key: ed25519_dalek::SigningKey,
-}
-
-impl Issuer {
-    fn new() -> Self {
-        Self {
-            key: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
-        }
-    }
-
-    /// The environment of a host that trusts this issuer, with the abuse guards off.
-    fn env(&self) -> Vec<(String, String)> {
-        let jwks = json!({"keys": [{
-            "kty": "OKP", "crv": "Ed25519", "kid": "test", "use": "sig", "alg": "EdDSA",
-            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
-        }]});
-        [
-            ("AUTH_ISSUER", ISSUER.to_owned()),
-            ("AUTH_JWKS", jwks.to_string()),
-            (
-                "PHONE_CODE_SECRET",
-                "serve-test-secret-0123456789".to_owned(),
-            ),
-            ("PHONE_RESEND_COOLDOWN", "0".to_owned()),
-            ("PHONE_CODES_PER_HOUR", "0".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-    }
-
-    fn token(&self, user: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_secs();
-        let claims = json!({
-            "iss": ISSUER, "sub": user, "iat": now, "exp": now + 3600,
-            "urn:zitadel:iam:user:resourceowner:id": ORG,
-        });
-        let der = self.key.to_pkcs8_der().expect("encode key");
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("test".into());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-        )
-        .expect("sign token")
-    }
-}
-
-/// Waits for `child` to exit, at most `limit`.
-fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends `signal` (e.g. `-TERM`) to process `pid`.
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(signal)
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} {pid} failed");
-}
-
-/// The host binary running as a child process; killed on drop.
-struct HostProcess {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl HostProcess {
-    /// Starts `serve` on a free port of 127.0.0.1 with `args` and `env`; waits until it serves.
-    fn start(args: &[&str], env: &[(String, String)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .arg("--wasm")
-            .arg(wasm_path())
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (name, _) in std::env::vars() {
-            if PASSED_PREFIXES.iter().any(|p| name.starts_with(p)) {
-                command.env_remove(name);
-            }
-        }
-        command.envs(env.iter().map(|(k, v)| (k, v)));
-        let mut child = command.spawn().expect("start the host binary");
-
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (url_tx, url_rx) = mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let log = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("serving ")
-                    && let Some(start) = line.find("http://")
-                {
-                    let url: String = line[start..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = url_tx.send(url);
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            match url_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(url) => {
-                    return Self { child, url, stderr };
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = wait_with_limit(&mut child, Duration::from_secs(5));
-                    panic!(
-                        "the host exited before serving ({status:?}); stderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-            }
-            if let Some(status) = child.try_wait().expect("poll host") {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "the host exited before serving ({status}); stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the host did not serve within {START_LIMIT:?}; stderr:\n{}",
-                stderr.lock().unwrap()
-            );
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `text`, at most `limit`.
-    fn wait_for_stderr(&self, text: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.stderr().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "stderr never said {text:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        signal(self.child.id(), "-TERM");
-        let status = wait_with_limit(&mut self.child, Duration::from_secs(60));
-        status.unwrap_or_else(|| panic!("the host did not stop on SIGTERM:\n{}", self.stderr()))
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The host binary serving the plain core (not pre-initialised) with `args` and `env`.
+fn start_host(args: &[&str], env: &[(String, String)]) -> HostProcess {
+    HostProcess::start(&common::core_path(), args, env)
 }
 
 fn free_port() -> u16 {
@@ -380,59 +143,6 @@ impl Drop for RedisServer {
     }
 }
 
-/// An answer as the tests look at it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn sequence(&self) -> u64 {
-        self.body["details"]["sequence"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
-    }
-
-    fn code(&self) -> i64 {
-        self.body["code"].as_i64().unwrap_or(-1)
-    }
-
-    fn phone(&self) -> Option<&str> {
-        self.body["phone"]["phone"].as_str()
-    }
-}
-
-async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.expect("read the body");
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Answer { status, body }
-}
-
-async fn put_phone(client: &reqwest::Client, url: &str, token: &str, phone: &str) -> Answer {
-    let response = client
-        .put(url)
-        .bearer_auth(token)
-        .json(&json!({ "phone": phone }))
-        .send()
-        .await
-        .expect("PUT answered");
-    answer(response).await
-}
-
-async fn get_phone(client: &reqwest::Client, url: &str, token: &str) -> Answer {
-    let response = client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET answered");
-    answer(response).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_store_keeps_numbers_and_sequences_across_a_restart() {
     let scratch = Scratch::new("restart");
@@ -443,7 +153,7 @@ async fn embedded_store_keeps_numbers_and_sequences_across_a_restart() {
     let store = format!("redb:{}", scratch.path("data/phones.redb").display());
     let client = reqwest::Client::new();
 
-    let mut first = HostProcess::start(&["--store", &store], &env);
+    let mut first = start_host(&["--store", &store], &env);
     let set = put_phone(&client, &first.url(PHONE_URL), &token, "+41 71 000 00 01").await;
     assert_eq!(set.status, 200, "{set:?}");
     assert_eq!(set.sequence(), 2);
@@ -451,7 +161,7 @@ async fn embedded_store_keeps_numbers_and_sequences_across_a_restart() {
     assert!(first.terminate().success(), "{}", first.stderr());
     assert!(first.stderr().contains("stopped"), "{}", first.stderr());
 
-    let second = HostProcess::start(&["--store", &store], &env);
+    let second = start_host(&["--store", &store], &env);
     let after = get_phone(&client, &second.url(PHONE_URL), &token).await;
     assert_eq!(after.status, 200, "{after:?}");
     assert_eq!(after.phone(), Some("+41710000001"));
@@ -519,7 +229,7 @@ fn raw_answer(response: &[u8]) -> Answer {
 async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
     let issuer = Issuer::new();
     let token = issuer.token("graceful-user");
-    let mut host = HostProcess::start(&["--store", "memory:"], &issuer.env());
+    let mut host = start_host(&["--store", "memory:"], &issuer.env());
     let addr = host.url.trim_start_matches("http://").to_owned();
 
     // A PUT whose body waits for `100 Continue`: the host sends it only once the request is
@@ -570,7 +280,7 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
     let token_file = scratch.path("token");
     let token_arg = token_file.display().to_string();
     let store = format!("redb:{}", scratch.path("dev.redb").display());
-    let host = HostProcess::start(
+    let host = start_host(
         &["--store", &store, "--dev", "--token-file", &token_arg],
         &[],
     );
@@ -585,7 +295,7 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
         .await
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
-    let set = answer(response).await;
+    let set = common::answer(response).await.expect("read the body");
     assert_eq!(set.status, 200, "{set:?}");
 
     let h2c = reqwest::Client::builder()
@@ -599,7 +309,7 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
         .await
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    let got = answer(response).await;
+    let got = common::answer(response).await.expect("read the body");
     assert_eq!(got.status, 200, "{got:?}");
     assert_eq!(got.phone(), Some("+41710000004"));
     assert_eq!(got.sequence(), set.sequence());
@@ -662,10 +372,7 @@ async fn race_one_user(hosts: &[&HostProcess], issuer: &Issuer, puts: usize) {
             }
             409 => assert_eq!(answer.code(), 10, "{answer:?}"),
             _ => {
-                let logs: Vec<String> = hosts
-                    .iter()
-                    .map(|host| host.stderr.lock().unwrap().clone())
-                    .collect();
+                let logs: Vec<String> = hosts.iter().map(|host| host.stderr()).collect();
                 panic!(
                     "unexpected answer {answer:?}; host logs:\n{}",
                     logs.join("\n")
@@ -694,8 +401,8 @@ async fn two_hosts_on_one_redis_lose_no_update_and_never_repeat_a_sequence() {
     let issuer = Issuer::new();
     let env = issuer.env();
     let store = redis.url();
-    let a = HostProcess::start(&["--store", &store], &env);
-    let b = HostProcess::start(&["--store", &store], &env);
+    let a = start_host(&["--store", &store], &env);
+    let b = start_host(&["--store", &store], &env);
     race_one_user(&[&a, &b], &issuer, 40).await;
 }
 
@@ -709,12 +416,12 @@ async fn stores_keep_answering_with_every_core_busy() {
     let env = issuer.env();
     let _hog = CpuHog::start();
     let store = redis.url();
-    let a = HostProcess::start(&["--store", &store], &env);
-    let b = HostProcess::start(&["--store", &store], &env);
+    let a = start_host(&["--store", &store], &env);
+    let b = start_host(&["--store", &store], &env);
     race_one_user(&[&a, &b], &issuer, 40).await;
     drop((a, b));
     let redb = format!("redb:{}", scratch.path("busy.redb").display());
-    let host = HostProcess::start(&["--store", &redb], &env);
+    let host = start_host(&["--store", &redb], &env);
     race_one_user(&[&host], &issuer, 50).await;
 }
 
@@ -723,7 +430,7 @@ async fn redis_outage_answers_503_and_the_host_recovers_when_redis_returns() {
     let scratch = Scratch::new("outage");
     let mut redis = RedisServer::start(&scratch.dir, true);
     let issuer = Issuer::new();
-    let host = HostProcess::start(&["--store", &redis.url()], &issuer.env());
+    let host = start_host(&["--store", &redis.url()], &issuer.env());
     let token = issuer.token("outage-user");
     let client = reqwest::Client::new();
     let url = host.url(PHONE_URL);
@@ -937,7 +644,7 @@ fn start_up_failure(args: &[&str]) -> String {
 #[test]
 fn start_up_failures_are_one_clear_line_and_a_non_zero_exit() {
     let scratch = Scratch::new("failures");
-    let wasm = wasm_path().display().to_string();
+    let wasm = common::core_path().display().to_string();
 
     let missing = scratch.path("missing.wasm").display().to_string();
     let stderr = start_up_failure(&["serve", "--wasm", &missing, "--store", "memory:"]);
@@ -985,7 +692,7 @@ async fn the_library_host_serves_with_and_without_the_pooling_allocator() {
     let token = issuer.token("pool-user");
     let client = reqwest::Client::new();
     for (pooling, phone) in [(true, "+41 71 000 00 08"), (false, "+41 71 000 00 09")] {
-        let running = set_my_phone_host::HostBuilder::new(wasm_path())
+        let running = set_my_phone_host::HostBuilder::new(common::core_path())
             .envs(issuer.env())
             .pooling_allocator(pooling)
             .build()

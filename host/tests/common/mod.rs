@@ -1,7 +1,11 @@
 //! Helpers shared by the real-process tests of the host binary: the built component, a scratch
 //! folder, a test issuer and its tokens, the binary as a child process, and PUT/GET over HTTP.
 //!
-//! Copied from `serve.rs` (which keeps its own copies for now) so that `crash.rs` can use them.
+//! Each test binary uses a different part of them.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -120,6 +124,29 @@ impl Issuer {
 }
 
 /// Waits for `child` to exit, at most `limit`.
+/// The core component as `scripts/build-component` builds it (release, not pre-initialised).
+pub fn core_path() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/set_my_phone.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-component",
+        path.display()
+    );
+    path
+}
+
+/// Sends `signal` (e.g. `-TERM`) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// Waits for `child` to exit, at most `limit`.
 pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
@@ -135,8 +162,9 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus>
 
 /// The host binary running as a child process; killed on drop.
 pub struct HostProcess {
-    child: Child,
-    url: String,
+    pub child: Child,
+    /// The base URL it serves, `http://127.0.0.1:PORT`.
+    pub url: String,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -221,6 +249,26 @@ impl HostProcess {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until stderr contains `text`, at most `limit`.
+    pub fn wait_for_stderr(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "stderr never said {text:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        signal(self.child.id(), "-TERM");
+        let status = wait_with_limit(&mut self.child, Duration::from_secs(60));
+        status.unwrap_or_else(|| panic!("the host did not stop on SIGTERM:\n{}", self.stderr()))
+    }
+
     /// Kills the host at once (SIGKILL), as a crash or the OOM killer would, and reaps it.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL the host");
@@ -264,7 +312,7 @@ impl Answer {
     }
 }
 
-async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+pub async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
     let status = response.status().as_u16();
     let bytes = response.bytes().await?;
     let body = serde_json::from_slice(&bytes)
