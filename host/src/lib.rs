@@ -24,7 +24,9 @@
 //! # Ok(()) }
 //! ```
 
+mod answers;
 mod bindings;
+mod builder;
 pub mod embed;
 pub mod keyvalue;
 mod limits;
@@ -32,6 +34,7 @@ pub mod preinit;
 pub mod server;
 pub mod sms;
 
-pub use server::{Host, HostBuilder, RunningHost};
+pub use builder::HostBuilder;
+pub use server::{Host, RunningHost};
 /// What [`HostBuilder::wall_clock`] takes: a clock for the guest's `wasi:clocks/wall-clock`.
 pub use wasmtime_wasi::HostWallClock;

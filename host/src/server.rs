@@ -15,13 +15,12 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -29,260 +28,31 @@ use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::answers::ErrorFormat;
 use crate::bindings;
-use crate::keyvalue::{Backend, KeyValue, KeyValueCtx, KeyValueView, MemoryBackend};
+use crate::builder::SharedWallClock;
+use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
 use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
-use crate::sms::{LogSms, Sms, SmsSender, SmsView};
-
-/// How long one request's guest may run, response and after-response work together.
-const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long shutdown waits for open connections to finish their requests.
-const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default number of guests the pooling allocator holds at once (requests running, and their
-/// after-response work). Two cores serve a few thousand requests a second, each holding its
-/// instance for a few milliseconds; the headroom covers guests waiting on a slow SMS provider.
-const DEFAULT_POOL_INSTANCES: u32 = 128;
-
-/// Per guest: the core instances, linear memories and tables the pool holds. The core has one
-/// memory and a few core instances; an artifact composed with the SMS provider has two memories.
-/// Each memory slot reserves about 4 GiB of address space (not memory), so the default pool
-/// reserves about 1 TiB.
-const CORE_INSTANCES_PER_GUEST: u32 = 16;
-const MEMORIES_PER_GUEST: u32 = 2;
-const TABLES_PER_GUEST: u32 = 4;
-
-/// Configures and builds a [`Host`].
-pub struct HostBuilder {
-    wasm: PathBuf,
-    env: Vec<(String, String)>,
-    backend: Option<Arc<dyn Backend>>,
-    sms: Option<Arc<dyn SmsSender>>,
-    stores: Vec<String>,
-    cache: bool,
-    guest_timeout: Duration,
-    request_timeout: Duration,
-    max_memory: usize,
-    shutdown_timeout: Duration,
-    pool_instances: Option<u32>,
-    wall_clock: Option<SharedWallClock>,
-}
-
-impl HostBuilder {
-    /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
-    /// [`LogSms`], the single store `default`, the compilation cache on, 60 s for the guest to
-    /// answer and to finish, 64 MiB of memory per guest, the pooling allocator on (128 guests
-    /// at once) and 30 s for connections to finish at shutdown.
-    pub fn new(wasm: impl Into<PathBuf>) -> Self {
-        Self {
-            wasm: wasm.into(),
-            env: Vec::new(),
-            backend: None,
-            sms: None,
-            stores: vec!["default".to_owned()],
-            cache: true,
-            guest_timeout: DEFAULT_GUEST_TIMEOUT,
-            request_timeout: DEFAULT_GUEST_TIMEOUT,
-            max_memory: limits::DEFAULT_MAX_MEMORY,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            pool_instances: Some(DEFAULT_POOL_INSTANCES),
-            wall_clock: None,
-        }
-    }
-
-    /// Adds one environment variable the guest sees.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Adds environment variables the guest sees.
-    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.env
-            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    /// Stores the guest's key-value data in `backend`.
-    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// Sends the guest's SMS through `sms`.
-    pub fn sms(mut self, sms: Arc<dyn SmsSender>) -> Self {
-        self.sms = Some(sms);
-        self
-    }
-
-    /// The store labels `wasi:keyvalue/store.open` accepts (replacing the default `default`).
-    pub fn stores<S: Into<String>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
-        self.stores = labels.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Whether compiled code is cached on disk (wasmtime's default cache) across processes.
-    pub fn compilation_cache(mut self, enabled: bool) -> Self {
-        self.cache = enabled;
-        self
-    }
-
-    /// How long one request's guest may run in all, its work after the answer (the SMS)
-    /// included, before it is stopped (default 60 s, never less than the request timeout),
-    /// whether it computes or waits on the host.
-    pub fn guest_timeout(mut self, limit: Duration) -> Self {
-        self.guest_timeout = limit;
-        self
-    }
-
-    /// How long one request's guest may take to answer (default 60 s, the guest limit; the
-    /// binary's `--request-timeout` defaults to 10 s). Past it the guest is stopped, whether it
-    /// computes or waits on the host, and the client gets 504 with google.rpc.Status
-    /// `DEADLINE_EXCEEDED` (gRPC status 4).
-    pub fn request_timeout(mut self, limit: Duration) -> Self {
-        self.request_timeout = limit;
-        self
-    }
-
-    /// How many bytes of memory (linear memories and tables together) one request's guest may
-    /// hold (default 64 MiB; at most 4 GiB). A guest refused memory usually traps; its client
-    /// then gets 500 with google.rpc.Status `INTERNAL` saying the service ran out of memory.
-    pub fn max_memory(mut self, bytes: usize) -> Self {
-        self.max_memory = bytes;
-        self
-    }
-
-    /// Whether instances come from wasmtime's pooling allocator (default on), which reuses the
-    /// memory of finished requests; off, every instance maps its memory anew.
-    pub fn pooling_allocator(mut self, enabled: bool) -> Self {
-        self.pool_instances =
-            enabled.then(|| self.pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES));
-        self
-    }
-
-    /// How many guests the pooling allocator holds at once (default 128; turns pooling on).
-    /// A request arriving while all are busy fails with 500.
-    pub fn pool_instances(mut self, instances: u32) -> Self {
-        self.pool_instances = Some(instances.max(1));
-        self
-    }
-
-    /// How long [`Host::serve`] waits, once asked to stop, for open connections to finish their
-    /// requests before it closes them (default 30 s).
-    pub fn shutdown_timeout(mut self, limit: Duration) -> Self {
-        self.shutdown_timeout = limit;
-        self
-    }
-
-    /// The guest's `wasi:clocks/wall-clock` (the core's "now": code expiry, cooldowns, token
-    /// lifetimes) reads `clock` instead of the system clock; for tests that move time forward
-    /// rather than wait. The monotonic clock stays the system's.
-    pub fn wall_clock(mut self, clock: impl HostWallClock + Sync + 'static) -> Self {
-        self.wall_clock = Some(SharedWallClock(Arc::new(clock)));
-        self
-    }
-
-    /// Compiles the component and links every import it needs.
-    pub fn build(self) -> anyhow::Result<Host> {
-        anyhow::ensure!(
-            (1..=limits::MAX_MAX_MEMORY).contains(&self.max_memory),
-            "the memory limit must be from 1 byte to 4 GiB, not {} bytes",
-            self.max_memory
-        );
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        // Compiled code checks the epoch at loop heads and function entries; see `new_store`.
-        config.epoch_interruption(true);
-        if let Some(instances) = self.pool_instances {
-            let mut pool = PoolingAllocationConfig::new();
-            pool.total_component_instances(instances)
-                // No single memory grows past the cap of the whole guest (MemoryCap counts
-                // them together); the address space reserved per slot stays as it is.
-                .max_memory_size(self.max_memory)
-                .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_GUEST))
-                .total_memories(instances.saturating_mul(MEMORIES_PER_GUEST))
-                .total_tables(instances.saturating_mul(TABLES_PER_GUEST))
-                .total_stacks(instances);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        if self.cache {
-            match Cache::from_file(None) {
-                Ok(cache) => {
-                    config.cache(Some(cache));
-                }
-                Err(err) => eprintln!("host: compilation cache disabled: {err}"),
-            }
-        }
-        let engine = Engine::new(&config)?;
-        limits::start_epoch_ticker(&engine)?;
-        let component = Component::from_file(&engine, &self.wasm)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading component {}", self.wasm.display()))?;
-
-        let linker = linker(&engine)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
-            .map_err(anyhow::Error::from)
-            .context("the component is not a wasi:http proxy")?;
-
-        Ok(Host {
-            pre,
-            env: self.env.into(),
-            keyvalue: KeyValueCtx {
-                backend: self
-                    .backend
-                    .unwrap_or_else(|| Arc::new(MemoryBackend::new())),
-                stores: self.stores.into(),
-            },
-            sms: self.sms.unwrap_or_else(|| Arc::new(LogSms::new())),
-            tasks: GuestTasks::default(),
-            limits: GuestLimits {
-                request_timeout: self.request_timeout,
-                guest_timeout: self.guest_timeout,
-                max_memory: self.max_memory,
-            },
-            shutdown_timeout: self.shutdown_timeout,
-            wall_clock: self.wall_clock,
-        })
-    }
-}
-
-/// One wall clock shared by every request's WASI context.
-#[derive(Clone)]
-struct SharedWallClock(Arc<dyn HostWallClock + Sync>);
-
-impl HostWallClock for SharedWallClock {
-    fn resolution(&self) -> Duration {
-        self.0.resolution()
-    }
-
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-}
+use crate::sms::{Sms, SmsSender, SmsView};
 
 /// The compiled component with everything a request needs; serves HTTP.
 pub struct Host {
-    pre: ProxyPre<State>,
-    env: Arc<[(String, String)]>,
-    keyvalue: KeyValueCtx,
-    sms: Arc<dyn SmsSender>,
-    tasks: GuestTasks,
-    limits: GuestLimits,
-    shutdown_timeout: Duration,
-    wall_clock: Option<SharedWallClock>,
+    pub(crate) pre: ProxyPre<State>,
+    pub(crate) env: Arc<[(String, String)]>,
+    pub(crate) keyvalue: KeyValueCtx,
+    pub(crate) sms: Arc<dyn SmsSender>,
+    pub(crate) tasks: GuestTasks,
+    pub(crate) limits: GuestLimits,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) wall_clock: Option<SharedWallClock>,
 }
 
 /// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
@@ -609,95 +379,9 @@ impl State {
 
 /// How the client reads the errors the host answers itself: a JSON google.rpc.Status, or for
 /// gRPC and gRPC-Web the status in `grpc-status` / `grpc-message` headers.
-#[derive(Clone, Debug)]
-enum ErrorFormat {
-    Json,
-    /// With the request's content type, echoed back.
-    Grpc(header::HeaderValue),
-}
-
-impl ErrorFormat {
-    fn of<B>(request: &Request<B>) -> Self {
-        let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
-            return Self::Json;
-        };
-        let media_type = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        // application/grpc, application/grpc+proto, application/grpc-web(-text)(+proto), ...
-        match media_type.strip_prefix("application/grpc") {
-            Some(rest) if rest.is_empty() || rest.starts_with(['+', '-']) => {
-                Self::Grpc(content_type.clone())
-            }
-            _ => Self::Json,
-        }
-    }
-
-    /// The answer for a guest that failed (or missed its deadline) before it answered.
-    fn failure(&self, failure: Failure, limits: &GuestLimits) -> Response<HyperOutgoingBody> {
-        let (status, code, message) = failure.answer(limits);
-        self.response(status, code, &message)
-    }
-
-    /// JSON: `status` with `{"code":..,"message":..,"details":[]}`. gRPC: HTTP 200, as gRPC
-    /// requires, with the status in the headers and no body (a Trailers-Only answer).
-    fn response(
-        &self,
-        status: StatusCode,
-        code: u32,
-        message: &str,
-    ) -> Response<HyperOutgoingBody> {
-        let (status, content_type, body) = match self {
-            Self::Json => {
-                let body = serde_json::json!({"code": code, "message": message, "details": []});
-                (
-                    status,
-                    header::HeaderValue::from_static("application/json"),
-                    Bytes::from(body.to_string()),
-                )
-            }
-            Self::Grpc(content_type) => (StatusCode::OK, content_type.clone(), Bytes::new()),
-        };
-        let mut response = Response::new(
-            Full::new(body)
-                .map_err(|never: Infallible| match never {})
-                .boxed_unsync(),
-        );
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, content_type);
-        if let Self::Grpc(_) = self {
-            headers.insert("grpc-status", header::HeaderValue::from(code));
-            // Percent-encoded, the message is visible ASCII.
-            if let Ok(message) = header::HeaderValue::from_str(&grpc_percent_encode(message)) {
-                headers.insert("grpc-message", message);
-            }
-        }
-        response
-    }
-}
-
-/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
-fn grpc_percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Counts running guest tasks so callers can wait for after-response work.
 #[derive(Clone)]
-struct GuestTasks {
+pub(crate) struct GuestTasks {
     active: Arc<watch::Sender<usize>>,
 }
 

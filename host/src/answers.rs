@@ -1,0 +1,102 @@
+//! The answers the host gives for a guest that could not answer itself (a trap, a deadline, the
+//! memory cap, a request it cannot hand over): google.rpc.Status in the caller's encoding.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode, header};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::limits::{Failure, GuestLimits};
+
+/// How the caller expects errors: JSON, gRPC or gRPC-Web.
+#[derive(Clone, Debug)]
+pub(crate) enum ErrorFormat {
+    Json,
+    /// With the request's content type, echoed back.
+    Grpc(header::HeaderValue),
+}
+
+impl ErrorFormat {
+    pub(crate) fn of<B>(request: &Request<B>) -> Self {
+        let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+            return Self::Json;
+        };
+        let media_type = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        // application/grpc, application/grpc+proto, application/grpc-web(-text)(+proto), ...
+        match media_type.strip_prefix("application/grpc") {
+            Some(rest) if rest.is_empty() || rest.starts_with(['+', '-']) => {
+                Self::Grpc(content_type.clone())
+            }
+            _ => Self::Json,
+        }
+    }
+
+    /// The answer for a guest that failed (or missed its deadline) before it answered.
+    pub(crate) fn failure(
+        &self,
+        failure: Failure,
+        limits: &GuestLimits,
+    ) -> Response<HyperOutgoingBody> {
+        let (status, code, message) = failure.answer(limits);
+        self.response(status, code, &message)
+    }
+
+    /// JSON: `status` with `{"code":..,"message":..,"details":[]}`. gRPC: HTTP 200, as gRPC
+    /// requires, with the status in the headers and no body (a Trailers-Only answer).
+    pub(crate) fn response(
+        &self,
+        status: StatusCode,
+        code: u32,
+        message: &str,
+    ) -> Response<HyperOutgoingBody> {
+        let (status, content_type, body) = match self {
+            Self::Json => {
+                let body = serde_json::json!({"code": code, "message": message, "details": []});
+                (
+                    status,
+                    header::HeaderValue::from_static("application/json"),
+                    Bytes::from(body.to_string()),
+                )
+            }
+            Self::Grpc(content_type) => (StatusCode::OK, content_type.clone(), Bytes::new()),
+        };
+        let mut response = Response::new(
+            Full::new(body)
+                .map_err(|never: Infallible| match never {})
+                .boxed_unsync(),
+        );
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
+        if let Self::Grpc(_) = self {
+            headers.insert("grpc-status", header::HeaderValue::from(code));
+            // Percent-encoded, the message is visible ASCII.
+            if let Ok(message) = header::HeaderValue::from_str(&grpc_percent_encode(message)) {
+                headers.insert("grpc-message", message);
+            }
+        }
+        response
+    }
+}
+
+/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
+fn grpc_percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
