@@ -8,7 +8,7 @@
 //! SMS after responding). Each request's guest therefore runs in its own task; the response goes
 //! out as soon as the guest sets it, and [`Host::idle`] waits for the work that follows.
 //!
-//! Every guest runs under the limits of [`crate::limits`]: a deadline for its answer (then the
+//! Every guest runs under the host's guest limits (`limits.rs`): a deadline for its answer (then the
 //! guest limit for the work after it), whether it computes or waits on the host, and a memory
 //! cap. A guest that breaks one, or traps, gets its client a google.rpc.Status answer.
 
