@@ -2,7 +2,7 @@
 //! embedded store, graceful shutdown, two hosts on one Redis, a Redis outage, HTTP/1.1 and h2c,
 //! start-up failures, and the Redis backend's compare-and-swap contract.
 //!
-//! They need the built component (`scripts/build-component`) and Debian's `redis-server`.
+//! They need the pre-initialised core (`scripts/build-artifacts`) and Debian's `redis-server`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,9 +26,13 @@ use common::{
     signal, wait_with_limit,
 };
 
-/// The host binary serving the plain core (not pre-initialised) with `args` and `env`.
+/// The host binary serving the pre-initialised core with `args` and `env`. These tests are about
+/// stores, connections and shutdown, not deadlines: a generous answer deadline keeps a busy
+/// machine (some run beside a busy loop per core) from turning slow answers into 504s.
 fn start_host(args: &[&str], env: &[(String, String)]) -> HostProcess {
-    HostProcess::start(&common::core_path(), args, env)
+    let mut all = vec!["--request-timeout", "300"];
+    all.extend_from_slice(args);
+    HostProcess::start(&common::initialised_core_path(), &all, env)
 }
 
 fn free_port() -> u16 {
