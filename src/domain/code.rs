@@ -86,7 +86,7 @@ impl FreshCode {
         caller: &Caller,
     ) -> Result<(), Error> {
         guard::check_new_code(record, &caller.config, self.now)?;
-        guard::note_new_code(record, self.now);
+        guard::note_new_code(record, &caller.config, self.now);
         record.phone = Some(Phone {
             code: Some(PendingCode {
                 hash: self.hash.clone(),

@@ -37,12 +37,17 @@ pub fn check_new_code(record: &UserRecord, config: &Config, now: Timestamp) -> R
     Ok(())
 }
 
-/// Notes a code issued at `now`, forgetting issues older than an hour.
-pub fn note_new_code(record: &mut UserRecord, now: Timestamp) {
-    record
-        .codes_issued
-        .retain(|at| now.seconds_since(*at) < HOUR);
-    record.codes_issued.push(now);
+/// Notes a code issued at `now`, forgetting issues older than an hour and all but the newest
+/// ones the guards look at (the cap's worth, at least the last for the cooldown): without a cap
+/// an hour of codes would otherwise grow every read and write of the record.
+pub fn note_new_code(record: &mut UserRecord, config: &Config, now: Timestamp) {
+    let issued = &mut record.codes_issued;
+    issued.retain(|at| now.seconds_since(*at) < HOUR);
+    issued.push(now);
+    issued.sort();
+    let keep = (config.codes_per_hour as usize).max(1);
+    let excess = issued.len().saturating_sub(keep);
+    issued.drain(..excess);
 }
 
 #[cfg(test)]
@@ -71,7 +76,7 @@ mod tests {
         let mut record = UserRecord::new("u", "o", at(0));
         let config = config(60, 0);
         assert_eq!(check_new_code(&record, &config, at(1000)), Ok(()));
-        note_new_code(&mut record, at(1000));
+        note_new_code(&mut record, &config, at(1000));
         assert_eq!(
             check_new_code(&record, &config, at(1045)),
             Err(Error::ResendCooldown { retry_after: 15 })
@@ -85,7 +90,7 @@ mod tests {
         let config = config(0, 3);
         for t in [1000, 1100, 1200] {
             assert_eq!(check_new_code(&record, &config, at(t)), Ok(()));
-            note_new_code(&mut record, at(t));
+            note_new_code(&mut record, &config, at(t));
         }
         assert_eq!(
             check_new_code(&record, &config, at(1300)),
@@ -96,16 +101,32 @@ mod tests {
             Ok(()),
             "the first code left the window"
         );
-        note_new_code(&mut record, at(4600));
+        note_new_code(&mut record, &config, at(4600));
         assert_eq!(record.codes_issued.len(), 3, "older issues are forgotten");
     }
 
     #[test]
     fn zero_switches_a_guard_off() {
         let mut record = UserRecord::new("u", "o", at(0));
+        let off = config(0, 0);
         for t in 0..20 {
-            note_new_code(&mut record, at(t));
+            note_new_code(&mut record, &off, at(t));
         }
-        assert_eq!(check_new_code(&record, &config(0, 0), at(20)), Ok(()));
+        assert_eq!(check_new_code(&record, &off, at(20)), Ok(()));
+    }
+
+    #[test]
+    fn a_record_keeps_only_the_codes_the_guards_look_at() {
+        let mut record = UserRecord::new("u", "o", at(0));
+        let uncapped = config(0, 0);
+        for t in 0..500 {
+            note_new_code(&mut record, &uncapped, at(1000 + t));
+        }
+        assert_eq!(record.codes_issued, vec![at(1499)]);
+        let capped = config(0, 3);
+        for t in 0..10 {
+            note_new_code(&mut record, &capped, at(2000 + t));
+        }
+        assert_eq!(record.codes_issued, vec![at(2007), at(2008), at(2009)]);
     }
 }
