@@ -23,6 +23,8 @@ use serde_json::{Map, Value};
 pub struct Principal {
     pub user_id: String,
     pub resource_owner: String,
+    /// The OAuth client the token was issued to (`client_id`, else `azp`), for the audit trail.
+    pub client_id: Option<String>,
 }
 
 /// What checking a token needs: the settings, the shared cache, and the way to the issuer.
@@ -77,9 +79,15 @@ fn principal(claims: &Map<String, Value>, config: &Config) -> Result<Principal, 
             ));
         }
     };
+    let client_id = ["client_id", "azp"]
+        .iter()
+        .find_map(|name| claims.get(*name).and_then(Value::as_str))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string);
     Ok(Principal {
         user_id,
         resource_owner,
+        client_id,
     })
 }
 

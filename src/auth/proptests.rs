@@ -163,9 +163,15 @@ fn expected(
         Value::Number(owner) => owner.to_string(),
         _ => return None,
     };
+    let client_id = ["client_id", "azp"]
+        .iter()
+        .find_map(|name| claims.get(*name).and_then(Value::as_str))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string);
     Some(Principal {
         user_id: user_id.into(),
         resource_owner,
+        client_id,
     })
 }
 
@@ -213,7 +219,7 @@ proptest! {
         let header = format!("{scheme}{spaces}{token}{trailing}");
         prop_assert_eq!(
             check(Some(&header)),
-            Ok(Principal { user_id: sub, resource_owner: owner })
+            Ok(Principal { user_id: sub, resource_owner: owner, client_id: None })
         );
     }
 
@@ -226,7 +232,7 @@ proptest! {
             // Only a token that still carries the signed header and claims may pass.
             Ok(principal) => prop_assert_eq!(
                 principal,
-                Principal { user_id: "user-1".into(), resource_owner: "org-1".into() }
+                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None }
             ),
             Err(error) => assert_documented(&error, &[header_refusal, token_refusal])?,
         }

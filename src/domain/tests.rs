@@ -68,6 +68,7 @@ impl World {
         let principal = Principal {
             user_id: USER.into(),
             resource_owner: ORG.into(),
+            client_id: Some("client-1".into()),
         };
         let key = crate::record::record_key(ORG, USER);
         let caller = Caller::new(
