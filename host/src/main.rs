@@ -75,6 +75,9 @@ enum Command {
         /// Where to write the users' tokens, one a line.
         #[arg(long, value_name = "PATH")]
         tokens_file: Option<PathBuf>,
+        /// The tokens' signature: EdDSA (Ed25519) or RS256 (RSA-2048, ZITADEL's default).
+        #[arg(long, value_name = "ALG", default_value = "EdDSA", ignore_case = true)]
+        alg: dev::Algorithm,
     },
 }
 
@@ -275,9 +278,14 @@ fn usage_error_line(err: &clap::Error) -> String {
 }
 
 /// Prints the development identity as `export NAME='value'` lines (values hold no `'`).
-fn dev_identity(issuer: &str, users: usize, tokens_file: Option<&PathBuf>) -> anyhow::Result<()> {
+fn dev_identity(
+    issuer: &str,
+    users: usize,
+    tokens_file: Option<&PathBuf>,
+    alg: dev::Algorithm,
+) -> anyhow::Result<()> {
     let names: Vec<String> = (1..=users).map(|n| format!("bench-user-{n}")).collect();
-    let identity = dev::identity_for(issuer, &names)?;
+    let identity = dev::identity_for(issuer, &names, alg)?;
     for (name, value) in &identity.env {
         println!("export {name}='{value}'");
     }
@@ -427,8 +435,9 @@ async fn main() -> ExitCode {
             issuer,
             users,
             tokens_file,
+            alg,
         } => {
-            return match dev_identity(&issuer, users, tokens_file.as_ref()) {
+            return match dev_identity(&issuer, users, tokens_file.as_ref(), alg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("set-my-phone-host: error: {}", one_line(&err));
@@ -560,15 +569,31 @@ mod tests {
                     issuer,
                     users,
                     tokens_file,
+                    alg,
                 },
         }) = parse("dev-identity --issuer https://dev.invalid")
         else {
             panic!("parses");
         };
         assert_eq!(
-            (issuer.as_str(), users, tokens_file),
-            ("https://dev.invalid", 1, None)
+            (issuer.as_str(), users, tokens_file, alg),
+            ("https://dev.invalid", 1, None, dev::Algorithm::EdDsa)
         );
+        for (line, expected) in [
+            ("--alg RS256", dev::Algorithm::Rs256),
+            ("--alg rs256", dev::Algorithm::Rs256),
+            ("--alg EdDSA", dev::Algorithm::EdDsa),
+        ] {
+            let line = format!("dev-identity --issuer https://dev.invalid {line}");
+            assert!(
+                matches!(parse(&line), Ok(Cli { command: Command::DevIdentity { alg, .. } }) if alg == expected),
+                "{line}"
+            );
+        }
+        for bad in ["HS256", "none", "ES256", ""] {
+            let line = format!("dev-identity --issuer https://dev.invalid --alg {bad}");
+            assert!(parse(&line).is_err(), "--alg {bad:?}");
+        }
         let line = "dev-identity --issuer https://b.invalid --users 10000 --tokens-file t";
         assert!(matches!(
             parse(line),
@@ -604,6 +629,10 @@ mod tests {
             (
                 "dev-identity --issuer https://dev.invalid --users 0",
                 "--users",
+            ),
+            (
+                "dev-identity --issuer https://dev.invalid --alg HS256",
+                "--alg",
             ),
         ] {
             let err = parse(line).expect_err(line);
