@@ -9,6 +9,7 @@ mod config;
 mod domain;
 mod error;
 mod http;
+mod log;
 mod number;
 mod platform;
 #[cfg(test)]

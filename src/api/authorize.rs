@@ -43,6 +43,7 @@ pub(super) fn authorize<'a>(
         random: services.random,
     };
     let principal = auth::authenticate(authorization, &issuer)?;
+    crate::log::authenticated(&principal.user_id, &principal.resource_owner);
     let record_key = record_key(&principal.resource_owner, &principal.user_id);
     Ok(Caller::new(services, config, principal, record_key, kv))
 }

@@ -78,7 +78,7 @@ fn dispatch<'a>(
     Ok((encoded, followup))
 }
 
-fn route(path: &str) -> Result<Rpc, Error> {
+pub(super) fn route(path: &str) -> Result<Rpc, Error> {
     match path.strip_prefix(SERVICE_PREFIX) {
         Some("SetMyPhone") => Ok(Rpc::SetMyPhone),
         Some("GetMyPhone") => Ok(Rpc::GetMyPhone),

@@ -82,17 +82,44 @@ pub fn call<'a>(
 }
 
 /// Handles one HTTP request.
-/// The encoding (JSON, gRPC or gRPC-Web) follows the request's content type.
+/// The encoding (JSON, gRPC or gRPC-Web) follows the request's content type. The answer
+/// carries the request's id in `x-request-id` (the client's own when it is sane), and the
+/// request is logged as one line (`crate::log`).
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
-    match request.media_type().as_deref().and_then(grpc::flavor) {
+    let flavor = request.media_type().as_deref().and_then(grpc::flavor);
+    let id = crate::log::request_id_for(request.header("x-request-id"), services.random);
+    let (rpc, protocol) = match flavor {
+        Some(flavor) => (
+            grpc::route(&request.path).ok(),
+            match flavor {
+                grpc::Flavor::Grpc => "grpc",
+                grpc::Flavor::GrpcWeb => "grpc-web",
+            },
+        ),
+        None => (rest::route(&request.path, &request.method).ok(), "json"),
+    };
+    // The variants are named as the methods of zitadel.auth.v1.AuthService.
+    let rpc = rpc.map_or_else(|| "unknown".to_owned(), |rpc| format!("{rpc:?}"));
+    let logged = crate::log::begin(id.clone(), rpc, protocol);
+    let mut reply = match flavor {
         Some(flavor) => grpc::handle(request, services, flavor),
         None => rest::handle(request, services),
-    }
+    };
+    reply.response.headers.push(("x-request-id".into(), id));
+    logged.finish(reply.response.status);
+    reply
 }
 
-/// One log line per server-side problem; client errors are not logged.
+/// Notes an error answer for the request's log line, and logs a server-side problem's detail
+/// (scrubbed of anything that could be a number or a secret); client errors are not detailed.
 fn log(error: &Error) {
+    let status = error.status();
+    crate::log::failed(status.code as i32, status.http_status);
     if let Some(detail) = error.log_detail() {
-        eprintln!("set-my-phone: {detail}");
+        crate::log::line(
+            crate::log::Level::Error,
+            "request failed",
+            &[("error", crate::log::scrub(&detail, &[]).into())],
+        );
     }
 }

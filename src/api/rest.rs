@@ -26,7 +26,7 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
 }
 
 /// The RPC a path and method name, as grpc-gateway maps them.
-fn route(path: &str, method: &str) -> Result<Rpc, Error> {
+pub(super) fn route(path: &str, method: &str) -> Result<Rpc, Error> {
     let (rpc, allowed) = match (path, method) {
         (PHONE_PATH, "GET") => (Some(Rpc::GetMyPhone), ""),
         (PHONE_PATH, "PUT") => (Some(Rpc::SetMyPhone), ""),
