@@ -1,6 +1,8 @@
 -- wrk script: PUT /auth/v1/users/me/phone for many users, alternating two numbers per user so
 -- that every request is a real change. Each thread works its own slice of the users, so the
 -- benchmark measures the service, not compare-and-swap contention on one record.
+-- PUT_SERIES (0 to 99) picks the numbers' series: a run after another on the same store (bench/run's
+-- warm-up, then its measurement) uses another series, so that its first PUTs are changes too.
 local tokens = {}
 for line in io.lines(os.getenv("TOKENS_FILE")) do
   tokens[#tokens + 1] = line
@@ -12,6 +14,7 @@ function setup(thread)
   threads = threads + 1
 end
 
+local series = tonumber(os.getenv("PUT_SERIES") or "0") % 100
 local counter = 0
 local per_thread = 0
 local offset = 0
@@ -25,7 +28,7 @@ function request()
   local user = offset + (counter % per_thread) + 1
   local number = math.floor(counter / per_thread) % 2
   counter = counter + 1
-  local body = string.format('{"phone":"+41 71 000 00 %02d"}', number)
+  local body = string.format('{"phone":"+41 71 000 %02d %02d"}', series, number)
   return wrk.format("PUT", "/auth/v1/users/me/phone",
     { ["authorization"] = "Bearer " .. tokens[user], ["content-type"] = "application/json" }, body)
 end
