@@ -25,6 +25,10 @@ pub trait Dir {
     fn modified(&self, name: &str) -> Result<Option<u64>, FsError>;
     /// Names of the regular files in the directory.
     fn list(&self) -> Result<Vec<String>, FsError>;
+    /// Makes the directory's entries durable: names created, renamed over or removed so far
+    /// survive a crash of the machine once this returns (a file's own data needs its own sync,
+    /// [`Dir::create_new`]'s `durable`).
+    fn sync(&self) -> Result<(), FsError>;
 }
 
 /// Clocks, sleep and randomness.

@@ -73,9 +73,11 @@ pub fn break_name(value_name: &str) -> String {
     format!("{BREAK_PREFIX}{value_name}")
 }
 
-/// A temporary file for a value being written; `random` makes it unique.
-pub fn temp_name(random: u64) -> String {
-    format!("{TEMP_PREFIX}{random:016x}")
+/// The temporary file a value for `value_name` is written to by the holder `owner` of its lock
+/// ([`crate::lock::LockInfo::owner`]). Named after both, so that whoever breaks an abandoned lock
+/// knows which leftover temporary file to remove with it.
+pub fn temp_name(value_name: &str, owner: u64) -> String {
+    format!("{TEMP_PREFIX}{value_name}-{owner:016x}")
 }
 
 /// What a file found in a bucket directory is.
@@ -245,7 +247,7 @@ mod tests {
     fn store_files_and_strangers_are_told_apart_from_keys() {
         assert_eq!(classify(&lock_name("kabc")), Entry::Internal);
         assert_eq!(classify(&break_name("kabc")), Entry::Internal);
-        assert_eq!(classify(&temp_name(7)), Entry::Internal);
+        assert_eq!(classify(&temp_name("kabc", 7)), Entry::Internal);
         assert_eq!(classify("kABC"), Entry::Foreign);
         assert_eq!(classify("k%41"), Entry::Key("A".into()));
         assert_eq!(

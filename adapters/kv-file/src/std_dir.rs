@@ -83,6 +83,12 @@ impl Dir for StdDir {
         }
         Ok(names)
     }
+
+    fn sync(&self) -> Result<(), FsError> {
+        std::fs::File::open(&self.0)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| fail("sync", ".", &e))
+    }
 }
 
 /// Real clocks and sleep; random numbers from std's randomly keyed hasher.

@@ -6,9 +6,25 @@
 //!   create + exclusive, waited for with short sleeps up to [`LockPolicy::wait_at_most`] (then
 //!   `other("key is locked")`), broken when abandoned ([`LockPolicy::stale_after`]).
 //! - A value is written to a fresh temporary file, synced, then renamed over the key's file, so
-//!   it is stored whole or not at all.
+//!   it is stored whole or not at all; then the directory is synced, so the write is durable
+//!   before it is answered.
 //! - Compare-and-swap compares the version in the value file ([`crate::record`]) under the lock;
 //!   an absent key is a version of its own.
+//!
+//! Syncs per write, and why each is there (nothing else is synced):
+//! - `set`, `swap`, `increment`: two. The temporary file's data, before the rename: otherwise
+//!   the rename may reach the disk before the data, and a crash of the machine leaves the key's
+//!   file empty or torn (the old value lost, the new one not stored). The directory, after the
+//!   rename: a rename is durable only once the directory holding it is synced; answering
+//!   earlier could lose an acknowledged write.
+//! - `delete`: one, the directory after the unlink, for the same reason; none when the key was
+//!   absent.
+//! - Lock and break files: none. They only coordinate instances that are running; after a crash
+//!   of the machine a lock that survived is broken as abandoned, one that did not is not needed.
+//!
+//! A writer killed while holding a lock leaves the lock and perhaps its temporary file, named
+//! after the lock's owner ([`name::temp_name`]); whoever breaks the abandoned lock removes that
+//! file first. Other stray files are never read as values (`list-keys` skips them).
 
 use crate::fs::{Dir, StoreError, System};
 use crate::lock::{self, LockInfo, LockPolicy};
@@ -44,9 +60,6 @@ struct Held {
     owner: u64,
     since: u64,
 }
-
-/// How many fresh names to try for a temporary file before giving up.
-const TEMP_ATTEMPTS: usize = 8;
 
 impl<D: Dir, S: System> Store<D, S> {
     pub fn new(dir: D, system: S, policy: LockPolicy) -> Self {
@@ -109,7 +122,10 @@ impl<D: Dir, S: System> Store<D, S> {
         let file = value_name(key)?;
         self.locked(&file, |held| {
             self.check_held(held)?;
-            self.dir.remove(&file)?;
+            if self.dir.remove(&file)? {
+                // The removal is durable only once the directory is.
+                self.dir.sync()?;
+            }
             Ok(())
         })
     }
@@ -169,8 +185,8 @@ impl<D: Dir, S: System> Store<D, S> {
         }))
     }
 
-    /// Replaces the value file whole: temporary file, sync, rename. The new version differs
-    /// from `previous`.
+    /// Replaces the value file whole and durably: temporary file, its sync, rename, the
+    /// directory's sync. The new version differs from `previous`.
     fn write(
         &self,
         held: &Held,
@@ -184,7 +200,13 @@ impl<D: Dir, S: System> Store<D, S> {
             version = self.system.random_u64();
         }
         let bytes = record::encode(version, key, value);
-        let temp = self.create_temp(&bytes)?;
+        let temp = name::temp_name(file, held.owner);
+        // Synced: the data must be on disk before the name below points at it.
+        if !self.dir.create_new(&temp, &bytes, true)? {
+            return Err(StoreError::Other(format!(
+                "kv-file: temporary file {temp} exists already"
+            )));
+        }
         if let Err(error) = self.check_held(held) {
             self.dir.remove(&temp).ok();
             return Err(error);
@@ -193,19 +215,9 @@ impl<D: Dir, S: System> Store<D, S> {
             self.dir.remove(&temp).ok();
             return Err(error.into());
         }
+        // The rename is durable only once the directory is; the caller hears "done" after.
+        self.dir.sync()?;
         Ok(())
-    }
-
-    fn create_temp(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        for _ in 0..TEMP_ATTEMPTS {
-            let temp = name::temp_name(self.system.random_u64());
-            if self.dir.create_new(&temp, bytes, true)? {
-                return Ok(temp);
-            }
-        }
-        Err(StoreError::Other(
-            "kv-file: no free name for a temporary file".into(),
-        ))
     }
 
     /// Runs `work` holding the lock on the value file `file`, and releases it afterwards.
@@ -254,20 +266,28 @@ impl<D: Dir, S: System> Store<D, S> {
 
     /// Whether the lock (or break) file `lock` exists and is abandoned.
     fn is_stale(&self, lock: &str) -> Result<bool, StoreError> {
+        Ok(self.abandoned(lock)?.is_some())
+    }
+
+    /// `Some` when the lock (or break) file `lock` exists and is abandoned, with the owner its
+    /// text names (`None` when it has no readable text: its writer never got to write a
+    /// temporary file).
+    fn abandoned(&self, lock: &str) -> Result<Option<Option<u64>>, StoreError> {
         let Some(bytes) = self.dir.read(lock)? else {
-            return Ok(false);
+            return Ok(None);
         };
-        let taken_at = LockInfo::decode(&bytes).map(|info| info.taken_at);
-        let modified_at = match taken_at {
+        let info = LockInfo::decode(&bytes);
+        let modified_at = match info {
             Some(_) => None,
             None => self.dir.modified(lock)?,
         };
-        Ok(lock::is_stale(
+        let stale = lock::is_stale(
             self.system.wall_nanos(),
-            taken_at,
+            info.map(|info| info.taken_at),
             modified_at,
             self.policy.stale_after,
-        ))
+        );
+        Ok(stale.then_some(info.map(|info| info.owner)))
     }
 
     /// Removes the abandoned lock `lock` on `file`, unless someone else is doing so: breakers
@@ -286,9 +306,16 @@ impl<D: Dir, S: System> Store<D, S> {
             }
             return Ok(false);
         }
-        let removed = match self.is_stale(lock) {
-            Ok(true) => self.dir.remove(lock).map_err(StoreError::from),
-            Ok(false) => Ok(false),
+        let removed = match self.abandoned(lock) {
+            // The temporary file of the writer that abandoned the lock goes first, so that a
+            // breaker killed in between leaves the lock for the next breaker, not a stray file.
+            Ok(Some(owner)) => owner
+                .map_or(Ok(false), |owner| {
+                    self.dir.remove(&name::temp_name(file, owner))
+                })
+                .and_then(|_| self.dir.remove(lock))
+                .map_err(StoreError::from),
+            Ok(None) => Ok(false),
             Err(error) => Err(error),
         };
         let cleaned = self.dir.remove(&breaker);

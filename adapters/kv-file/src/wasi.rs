@@ -171,6 +171,10 @@ impl Dir for WasiDir {
         }
         Ok(names)
     }
+
+    fn sync(&self) -> Result<(), FsError> {
+        self.0.sync_data().map_err(|code| fail("sync", ".", code))
+    }
 }
 
 fn write_all(file: &Descriptor, name: &str, contents: &[u8], durable: bool) -> Result<(), FsError> {

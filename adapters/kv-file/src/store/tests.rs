@@ -5,8 +5,11 @@
 //! (`host/src/keyvalue/conformance.rs`), which runs this store too.
 
 use super::*;
+use crate::fs::FsError;
 use crate::std_dir::{StdDir, StdSystem, TempDir};
+use std::cell::RefCell;
 use std::fs::File;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 type TestStore = Store<StdDir, StdSystem>;
@@ -71,7 +74,11 @@ fn list_keys_names_every_key_and_skips_the_rest() -> Outcome {
         store.set(key, b"x")?;
     }
     // Leftovers of a crashed writer and files not written by the store.
-    std::fs::write(dir.path().join(name::temp_name(1)), b"half a value")?;
+    std::fs::write(dir.path().join(name::temp_name("kb", 1)), b"half a value")?;
+    std::fs::write(
+        dir.path().join(".tmp-00000000000000ff"),
+        b"an older leftover",
+    )?;
     std::fs::write(dir.path().join(name::lock_name("kb")), b"")?;
     std::fs::write(dir.path().join("README"), b"hello")?;
     std::fs::write(dir.path().join(format!("h{}", "0".repeat(64))), b"not ours")?;
@@ -322,5 +329,145 @@ fn contended_writers_leave_only_value_files() -> Outcome {
         Ok(())
     })?;
     assert_eq!(files(&dir)?, ["kcounter", "kn"]);
+    Ok(())
+}
+
+/// A [`StdDir`] that logs what changes the directory or reaches the disk, in order.
+struct Recording {
+    dir: StdDir,
+    log: Rc<RefCell<Vec<String>>>,
+}
+
+impl Recording {
+    fn note(&self, entry: String) {
+        self.log.borrow_mut().push(entry);
+    }
+}
+
+impl Dir for Recording {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        self.dir.read(name)
+    }
+
+    fn create_new(&self, name: &str, contents: &[u8], durable: bool) -> Result<bool, FsError> {
+        let created = self.dir.create_new(name, contents, durable)?;
+        let synced = if durable { " + sync" } else { "" };
+        self.note(format!("create {name}{synced}"));
+        Ok(created)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+        self.dir.rename(from, to)?;
+        self.note(format!("rename {from} {to}"));
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> Result<bool, FsError> {
+        let removed = self.dir.remove(name)?;
+        self.note(format!("remove {name} {removed}"));
+        Ok(removed)
+    }
+
+    fn modified(&self, name: &str) -> Result<Option<u64>, FsError> {
+        self.dir.modified(name)
+    }
+
+    fn list(&self) -> Result<Vec<String>, FsError> {
+        self.dir.list()
+    }
+
+    fn sync(&self) -> Result<(), FsError> {
+        self.dir.sync()?;
+        self.note("sync directory".into());
+        Ok(())
+    }
+}
+
+/// Every write syncs the new value's data before the rename that publishes it and the directory
+/// after, and only then releases its lock and answers; a delete syncs the directory when it
+/// removed something. Lock files are never synced.
+#[test]
+fn writes_are_durable_before_they_are_answered() -> Outcome {
+    let dir = TempDir::new()?;
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let store = Store::new(
+        Recording {
+            dir: StdDir(dir.path().to_path_buf()),
+            log: Rc::clone(&log),
+        },
+        StdSystem::new(),
+        patient(),
+    );
+    let written = |log: &RefCell<Vec<String>>| -> Result<(), Box<dyn std::error::Error>> {
+        let entries: Vec<String> = log.borrow_mut().drain(..).collect();
+        let [lock, temp, rename, sync, unlock] = entries.as_slice() else {
+            return Err(format!("unexpected steps: {entries:?}").into());
+        };
+        assert_eq!(lock, "create .lock-kk", "a lock is not synced");
+        let temp = temp
+            .strip_prefix("create ")
+            .and_then(|t| t.strip_suffix(" + sync"))
+            .ok_or(format!("temporary file not synced: {temp}"))?;
+        assert!(temp.starts_with(".tmp-kk-"), "{temp}");
+        assert_eq!(rename, &format!("rename {temp} kk"));
+        assert_eq!(sync, "sync directory");
+        assert_eq!(unlock, "remove .lock-kk true");
+        Ok(())
+    };
+    store.set("k", b"1")?;
+    written(&log)?;
+    let seen = store.read("k")?.ok_or("k vanished")?;
+    assert_eq!(store.swap("k", Some(seen.version), b"2")?, Swap::Swapped);
+    written(&log)?;
+    store.increment("k", 1)?;
+    written(&log)?;
+
+    // A conflict writes nothing and syncs nothing.
+    assert!(matches!(store.swap("k", None, b"x")?, Swap::Conflict(_)));
+    assert_eq!(
+        log.borrow_mut().drain(..).collect::<Vec<_>>(),
+        ["create .lock-kk", "remove .lock-kk true"]
+    );
+    store.delete("k")?;
+    assert_eq!(
+        log.borrow_mut().drain(..).collect::<Vec<_>>(),
+        [
+            "create .lock-kk",
+            "remove kk true",
+            "sync directory",
+            "remove .lock-kk true"
+        ]
+    );
+    store.delete("k")?;
+    assert_eq!(
+        log.borrow_mut().drain(..).collect::<Vec<_>>(),
+        ["create .lock-kk", "remove kk false", "remove .lock-kk true"]
+    );
+    Ok(())
+}
+
+/// A writer killed between writing its temporary file and renaming it leaves both the file and
+/// its lock; the writer that breaks the abandoned lock removes that file too. A live holder's
+/// temporary file is left alone.
+#[test]
+fn a_killed_writers_temporary_file_goes_with_its_lock() -> Outcome {
+    let dir = TempDir::new()?;
+    let quick = LockPolicy {
+        wait_at_most: Duration::from_millis(50),
+        ..LockPolicy::default()
+    };
+    let store = open(&dir, quick);
+    let now = StdSystem::new().wall_nanos();
+    let half = record::encode(9, "k", b"half a val");
+    std::fs::write(dir.path().join(name::temp_name("kk", 42)), &half[..20])?;
+
+    fresh_lock(&dir, "kk", now)?;
+    assert_eq!(store.set("k", b"v"), Err(other("key is locked")));
+    assert_eq!(files(&dir)?, [".lock-kk", ".tmp-kk-000000000000002a"]);
+
+    fresh_lock(&dir, "kk", now - 11_000_000_000)?;
+    store.set("k", b"v")?;
+    assert_eq!(files(&dir)?, ["kk"]);
+    assert_eq!(store.get("k")?, Some(b"v".to_vec()));
     Ok(())
 }
