@@ -55,6 +55,13 @@ pub fn write<T: Serialize>(kv: &dyn KeyValue, key: &str, entry: &Entry<T>) {
     if let Ok(bytes) = serde_json::to_vec(entry)
         && let Err(e) = kv.set(key, &bytes)
     {
-        eprintln!("set-my-phone: could not cache {key}: {}", e.0);
+        crate::log::line(
+            crate::log::Level::Warn,
+            "could not cache",
+            &[
+                ("key", key.into()),
+                ("error", crate::log::scrub(&e.0, &[]).into()),
+            ],
+        );
     }
 }

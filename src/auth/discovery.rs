@@ -61,7 +61,11 @@ pub fn endpoints(issuer: &Issuer) -> Result<Endpoints, Error> {
         }
         Err(error) => match cached.filter(|entry| entry.is_usable(now)) {
             Some(entry) => {
-                eprintln!("set-my-phone: using the cached discovery document: {error}");
+                crate::log::line(
+                    crate::log::Level::Warn,
+                    "using the cached discovery document",
+                    &[("error", crate::log::scrub(&error.to_string(), &[]).into())],
+                );
                 Ok(entry.value)
             }
             None => Err(error),

@@ -99,7 +99,11 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
             )
         }
         Err(error) => {
-            eprintln!("set-my-phone: using cached signing keys: {error}");
+            crate::log::line(
+                crate::log::Level::Warn,
+                "using cached signing keys",
+                &[("error", crate::log::scrub(&error.to_string(), &[]).into())],
+            );
             // Same keys and lifetimes; only the attempt is noted, so the next waits its turn.
             let mut kept = entry;
             kept.value.generation = generation;

@@ -95,9 +95,9 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
     let headers = fields(response.headers, "headers");
     let outgoing = OutgoingResponse::new(headers);
     if outgoing.set_status_code(response.status).is_err() {
-        eprintln!(
-            "set-my-phone: status {} refused by the host",
-            response.status
+        problem(
+            "response status refused by the host",
+            response.status.to_string(),
         );
     }
     if response.body.is_empty() && response.trailers.is_empty() {
@@ -105,7 +105,7 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
         return;
     }
     let Ok(body) = outgoing.body() else {
-        eprintln!("set-my-phone: response body unavailable");
+        problem("response body unavailable", String::new());
         return;
     };
     ResponseOutparam::set(out, Ok(outgoing));
@@ -113,18 +113,18 @@ pub fn write_response(out: ResponseOutparam, response: Response) {
         Ok(stream) => {
             for chunk in response.body.chunks(WRITE_CHUNK) {
                 if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                    eprintln!("set-my-phone: writing the response failed: {e:?}");
+                    problem("writing the response failed", format!("{e:?}"));
                     break;
                 }
             }
             // The stream must be gone before the body can be finished.
             drop(stream);
         }
-        Err(()) => eprintln!("set-my-phone: response stream unavailable"),
+        Err(()) => problem("response stream unavailable", String::new()),
     }
     let trailers = (!response.trailers.is_empty()).then(|| fields(response.trailers, "trailers"));
     if let Err(e) = OutgoingBody::finish(body, trailers) {
-        eprintln!("set-my-phone: finishing the response failed: {e:?}");
+        problem("finishing the response failed", format!("{e:?}"));
     }
 }
 
@@ -136,7 +136,20 @@ fn fields(entries: Vec<(String, String)>, what: &str) -> Fields {
         .map(|(name, value)| (name, value.into_bytes()))
         .collect();
     Fields::from_list(&entries).unwrap_or_else(|e| {
-        eprintln!("set-my-phone: response {what} refused by the host: {e:?}");
+        problem(
+            &format!("response {what} refused by the host"),
+            format!("{e:?}"),
+        );
         Fields::new()
     })
+}
+
+/// One log line (`crate::log`) about a response the host would not take as given.
+fn problem(msg: &str, error: String) {
+    let fields = if error.is_empty() {
+        Vec::new()
+    } else {
+        vec![("error", crate::log::scrub(&error, &[]).into())]
+    };
+    crate::log::line(crate::log::Level::Error, msg, &fields);
 }
