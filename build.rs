@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "phone.proto",
             "google/rpc/status.proto",
             "zitadel/v1/error_detail.proto",
+            "zitadel/v1/message.proto",
+            "zitadel/change/v1/change.proto",
         ],
         ["proto"],
     )?;

@@ -1,8 +1,8 @@
-//! gRPC (`application/grpc`) and gRPC-Web (`application/grpc-web+proto`) encodings of the phone
+//! gRPC (`application/grpc`) and gRPC-Web (`application/grpc-web+proto`) encodings of the
 //! RPCs. Only framing and protobuf live here; behaviour is `api::call`, shared with REST.
 
 use super::proto;
-use super::{Input, Output, Reply, Rpc, Services, authorize, log};
+use super::{Input, Output, Reply, Rpc, Services, authorize, change_query, log};
 use crate::api;
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -62,6 +62,10 @@ fn dispatch<'a>(
     let body = request.body.as_ref().map_err(Clone::clone)?;
     let message = unframe(body, request.header("grpc-encoding"))?;
     let input = decode(rpc, message)?;
+    if rpc == Rpc::Healthz {
+        // No authentication, no configuration, no store: the component answers, so it is up.
+        return Ok((proto::HealthzResponse {}.encode_to_vec(), None));
+    }
     let caller = authorize(services, request.header("authorization"))?;
     let (output, followup) = api::call(rpc, input, caller)?;
     let encoded = match output {
@@ -74,6 +78,11 @@ fn dispatch<'a>(
             phone: Some(view.into()),
         }
         .encode_to_vec(),
+        Output::Changes(changes) => proto::ListMyUserChangesResponse {
+            result: changes.into_iter().map(proto::Change::from).collect(),
+        }
+        .encode_to_vec(),
+        Output::Empty => proto::HealthzResponse {}.encode_to_vec(),
     };
     Ok((encoded, followup))
 }
@@ -85,6 +94,8 @@ pub(super) fn route(path: &str) -> Result<Rpc, Error> {
         Some("VerifyMyPhone") => Ok(Rpc::VerifyMyPhone),
         Some("ResendMyPhoneVerification") => Ok(Rpc::ResendMyPhoneVerification),
         Some("RemoveMyPhone") => Ok(Rpc::RemoveMyPhone),
+        Some("ListMyUserChanges") => Ok(Rpc::ListMyUserChanges),
+        Some("Healthz") => Ok(Rpc::Healthz),
         _ => Err(Error::UnknownRpc(path.into())),
     }
 }
@@ -127,7 +138,18 @@ pub(super) fn decode(rpc: Rpc, message: &[u8]) -> Result<Input, Error> {
                 .map_err(|e| invalid("VerifyMyPhoneRequest", e))?
                 .code,
         ),
-        Rpc::GetMyPhone | Rpc::ResendMyPhoneVerification | Rpc::RemoveMyPhone => {
+        Rpc::ListMyUserChanges => {
+            let query = proto::ListMyUserChangesRequest::decode(message)
+                .map_err(|e| invalid("ListMyUserChangesRequest", e))?
+                .query
+                .unwrap_or_default();
+            Input::Changes(change_query(
+                query.sequence,
+                u64::from(query.limit),
+                query.asc,
+            )?)
+        }
+        Rpc::GetMyPhone | Rpc::ResendMyPhoneVerification | Rpc::RemoveMyPhone | Rpc::Healthz => {
             proto::EmptyRequest::decode(message).map_err(|e| invalid("request", e))?;
             Input::Empty
         }

@@ -9,7 +9,7 @@ mod proptests;
 pub(crate) mod proto;
 mod rest;
 
-use crate::domain::{self, Caller, Details, Followup, PhoneView};
+use crate::domain::{self, Caller, ChangeQuery, ChangeView, Details, Followup, PhoneView};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::platform::Services;
@@ -21,7 +21,8 @@ pub struct Reply<'a> {
     pub followup: Option<Followup<'a>>,
 }
 
-/// The phone RPCs of zitadel.auth.v1.AuthService this service implements.
+/// The RPCs of zitadel.auth.v1.AuthService this service implements: the phone RPCs, the
+/// caller's history of phone events, and the health check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rpc {
     SetMyPhone,
@@ -29,6 +30,9 @@ pub enum Rpc {
     VerifyMyPhone,
     ResendMyPhoneVerification,
     RemoveMyPhone,
+    ListMyUserChanges,
+    /// Needs no authentication: answers as soon as the component runs.
+    Healthz,
 }
 
 /// An RPC's request message, decoded from whichever encoding carried it.
@@ -38,6 +42,8 @@ pub enum Input {
     Phone(String),
     /// VerifyMyPhoneRequest.code
     Code(String),
+    /// ListMyUserChangesRequest.query
+    Changes(ChangeQuery),
     /// Requests without fields.
     Empty,
 }
@@ -47,6 +53,10 @@ pub enum Input {
 pub enum Output {
     Details(Details),
     Phone(Details, Option<PhoneView>),
+    /// ListMyUserChangesResponse.result
+    Changes(Vec<ChangeView>),
+    /// HealthzResponse
+    Empty,
 }
 
 /// Runs `rpc` for an authenticated caller: the one code path all encodings share.
@@ -57,7 +67,7 @@ pub fn call<'a>(
 ) -> Result<(Output, Option<Followup<'a>>), Error> {
     let text = |input: Input| match input {
         Input::Phone(text) | Input::Code(text) => text,
-        Input::Empty => String::new(),
+        Input::Changes(_) | Input::Empty => String::new(),
     };
     let (output, job) = match rpc {
         Rpc::SetMyPhone => {
@@ -77,6 +87,15 @@ pub fn call<'a>(
             (Output::Details(details), Some(job))
         }
         Rpc::RemoveMyPhone => (Output::Details(domain::remove_my_phone(&caller)?), None),
+        Rpc::ListMyUserChanges => {
+            let query = match input {
+                Input::Changes(query) => query,
+                _ => ChangeQuery::default(),
+            };
+            let changes = domain::list_my_user_changes(&caller, query)?;
+            (Output::Changes(changes), None)
+        }
+        Rpc::Healthz => (Output::Empty, None),
     };
     Ok((output, job.map(|job| Followup { job, caller })))
 }
@@ -122,4 +141,25 @@ fn log(error: &Error) {
             &[("error", crate::log::scrub(&detail, &[]).into())],
         );
     }
+}
+
+/// Upstream refuses limits over its configured maximum (1000 by default); so do we. Fewer
+/// events than that are kept per user anyway (`record::KEPT_EVENTS`).
+const MAX_CHANGES_LIMIT: u64 = 1000;
+
+/// ListMyUserChangesRequest.query from its decoded fields, with the limit checked.
+fn change_query(sequence: u64, limit: u64, asc: bool) -> Result<ChangeQuery, Error> {
+    let limit = u32::try_from(limit)
+        .ok()
+        .filter(|limit| u64::from(*limit) <= MAX_CHANGES_LIMIT)
+        .ok_or_else(|| {
+            Error::MalformedBody(format!(
+                "invalid ChangeQuery.Limit: value must be at most {MAX_CHANGES_LIMIT} (0 for the default)"
+            ))
+        })?;
+    Ok(ChangeQuery {
+        sequence,
+        limit,
+        asc,
+    })
 }

@@ -1,7 +1,7 @@
-//! Protobuf messages of the phone RPCs and of google.rpc.Status, generated at build time from
+//! Protobuf messages of the RPCs and of google.rpc.Status, generated at build time from
 //! the shipped `proto/` files (see build.rs), with their conversions from the domain's types.
 
-use crate::domain::{Details, PhoneView};
+use crate::domain::{ChangeView, Details, PhoneView};
 use crate::error;
 use crate::time;
 
@@ -13,22 +13,40 @@ use crate::time;
     reason = "generated code: some messages share a shape with one we encode"
 )]
 mod generated {
-    pub mod auth {
-        include!(concat!(env!("OUT_DIR"), "/zitadel.auth.v1.rs"));
-    }
-    pub mod rpc {
-        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
-    }
+    // Nested like the packages, as the generated code refers to other packages' messages by
+    // relative paths (`super::super::change::v1::Change`).
     pub mod zitadel {
-        include!(concat!(env!("OUT_DIR"), "/zitadel.v1.rs"));
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/zitadel.v1.rs"));
+        }
+        pub mod auth {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/zitadel.auth.v1.rs"));
+            }
+        }
+        pub mod change {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/zitadel.change.v1.rs"));
+            }
+        }
     }
+    pub mod google {
+        pub mod rpc {
+            include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+        }
+    }
+    pub use google::rpc;
+    pub use zitadel::auth::v1 as auth;
+    pub use zitadel::change::v1 as change;
 }
 
 pub use generated::auth::{
-    GetMyPhoneResponse, ObjectDetails, Phone, SetMyPhoneRequest, VerifyMyPhoneRequest,
+    GetMyPhoneResponse, HealthzResponse, ListMyUserChangesRequest, ListMyUserChangesResponse,
+    ObjectDetails, Phone, SetMyPhoneRequest, VerifyMyPhoneRequest,
 };
+pub use generated::change::Change;
 pub use generated::rpc::Status;
-pub use generated::zitadel::ErrorDetail;
+pub use generated::zitadel::v1::{ErrorDetail, LocalizedMessage};
 pub use prost_types::{Any, Timestamp};
 
 /// GetMyPhoneRequest, ResendMyPhoneVerificationRequest and RemoveMyPhoneRequest have no fields:
@@ -76,6 +94,22 @@ impl From<Option<PhoneView>> for Phone {
     }
 }
 
+impl From<ChangeView> for Change {
+    fn from(change: ChangeView) -> Self {
+        Change {
+            change_date: Some(change.change_date.into()),
+            event_type: Some(LocalizedMessage {
+                key: change.kind.key().into(),
+                localized_message: change.kind.message().into(),
+            }),
+            sequence: change.sequence,
+            editor_id: change.editor_id,
+            resource_owner_id: change.resource_owner_id,
+            ..Change::default()
+        }
+    }
+}
+
 impl From<&error::Status> for Status {
     fn from(status: &error::Status) -> Self {
         let details = status
@@ -100,6 +134,7 @@ impl From<&error::Status> for Status {
 #[cfg(test)]
 mod tests {
     use super::generated::auth::*;
+    use super::generated::change::ChangeQuery;
     use super::*;
     use prost::Message;
 
@@ -148,5 +183,46 @@ mod tests {
         assert!(resend.encode_to_vec().is_empty());
         assert!(remove.encode_to_vec().is_empty());
         assert!(get.encode_to_vec().is_empty());
+    }
+
+    #[test]
+    fn change_messages_use_upstreams_field_numbers() {
+        // Written by hand from upstream's change.proto: ChangeQuery { sequence = 1 (varint),
+        // limit = 2 (varint), asc = 3 (varint) }.
+        let query = ChangeQuery::decode(&[0x08, 5, 0x10, 20, 0x18, 1][..]).unwrap();
+        assert_eq!((query.sequence, query.limit, query.asc), (5, 20, true));
+        // ListMyUserChangesRequest { query = 1 }.
+        let request = ListMyUserChangesRequest::decode(&[0x0a, 2, 0x08, 7][..]).unwrap();
+        assert_eq!(request.query.map(|q| q.sequence), Some(7));
+        // Change { change_date = 1, event_type = 2 { key = 1, localized_message = 2 },
+        // sequence = 3, editor_id = 4, resource_owner_id = 6 } inside
+        // ListMyUserChangesResponse { result = 2 }.
+        let change = Change {
+            change_date: Some(Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+            event_type: Some(LocalizedMessage {
+                key: "k".into(),
+                localized_message: "m".into(),
+            }),
+            sequence: 9,
+            editor_id: "u".into(),
+            resource_owner_id: "o".into(),
+            ..Change::default()
+        };
+        let bytes = ListMyUserChangesResponse {
+            result: vec![change],
+        }
+        .encode_to_vec();
+        let inner = [
+            0x0a, 2, 0x08, 1, // change_date
+            0x12, 6, 0x0a, 1, b'k', 0x12, 1, b'm', // event_type
+            0x18, 9, // sequence
+            0x22, 1, b'u', // editor_id
+            0x32, 1, b'o', // resource_owner_id
+        ];
+        assert_eq!(bytes, [&[0x12, inner.len() as u8][..], &inner[..]].concat());
+        assert!(HealthzResponse {}.encode_to_vec().is_empty());
     }
 }

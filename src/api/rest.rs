@@ -1,8 +1,8 @@
 //! REST with JSON bodies, as grpc-gateway serves ZITADEL's auth API (protojson rules).
 
-use super::{Input, Output, Reply, Rpc, Services, authorize, log};
+use super::{Input, Output, Reply, Rpc, Services, authorize, change_query, log};
 use crate::api;
-use crate::domain::{Details, PhoneView};
+use crate::domain::{ChangeView, Details, PhoneView};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use serde::Serialize;
@@ -11,6 +11,8 @@ use serde_json::Value;
 const PHONE_PATH: &str = "/auth/v1/users/me/phone";
 const VERIFY_PATH: &str = "/auth/v1/users/me/phone/_verify";
 const RESEND_PATH: &str = "/auth/v1/users/me/phone/_resend_verification";
+const CHANGES_PATH: &str = "/auth/v1/users/me/changes/_search";
+const HEALTHZ_PATH: &str = "/auth/v1/healthz";
 
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     match dispatch(request, services) {
@@ -34,7 +36,10 @@ pub(super) fn route(path: &str, method: &str) -> Result<Rpc, Error> {
         (PHONE_PATH, _) => (None, "GET, PUT, DELETE"),
         (VERIFY_PATH, "POST") => (Some(Rpc::VerifyMyPhone), ""),
         (RESEND_PATH, "POST") => (Some(Rpc::ResendMyPhoneVerification), ""),
-        (VERIFY_PATH | RESEND_PATH, _) => (None, "POST"),
+        (CHANGES_PATH, "POST") => (Some(Rpc::ListMyUserChanges), ""),
+        (VERIFY_PATH | RESEND_PATH | CHANGES_PATH, _) => (None, "POST"),
+        (HEALTHZ_PATH, "GET") => (Some(Rpc::Healthz), ""),
+        (HEALTHZ_PATH, _) => (None, "GET"),
         _ => return Err(Error::NotFound),
     };
     rpc.ok_or(Error::MethodNotAllowed(allowed))
@@ -42,6 +47,13 @@ pub(super) fn route(path: &str, method: &str) -> Result<Rpc, Error> {
 
 fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'a>, Error> {
     let rpc = route(&request.path, &request.method)?;
+    if rpc == Rpc::Healthz {
+        // No authentication, no configuration, no store: the component answers, so it is up.
+        return Ok(Reply {
+            response: Response::json(200, b"{}".to_vec()),
+            followup: None,
+        });
+    }
     let input = input(rpc, request)?;
     let caller = authorize(services, request.header("authorization"))?;
     let (output, followup) = api::call(rpc, input, caller)?;
@@ -54,6 +66,10 @@ fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'
             details: details.into(),
             phone: Some(view.into()),
         }),
+        Output::Changes(changes) => serde_json::to_vec(&ListMyUserChangesResponse {
+            result: changes.into_iter().map(ChangeJson::from).collect(),
+        }),
+        Output::Empty => Ok(b"{}".to_vec()),
     }
     .unwrap_or_default();
     Ok(Reply {
@@ -79,7 +95,53 @@ pub(super) fn input(rpc: Rpc, request: &Request) -> Result<Input, Error> {
             json_body(request)?;
             Input::Empty
         }
-        Rpc::GetMyPhone | Rpc::RemoveMyPhone => Input::Empty,
+        Rpc::ListMyUserChanges => Input::Changes(query_field(&json_body(request)?)?),
+        Rpc::GetMyPhone | Rpc::RemoveMyPhone | Rpc::Healthz => Input::Empty,
+    })
+}
+
+/// ListMyUserChangesRequest.query, protojson: integers as numbers or decimal strings, absent
+/// or `null` fields at their defaults, unknown fields ignored.
+fn query_field(body: &serde_json::Map<String, Value>) -> Result<crate::domain::ChangeQuery, Error> {
+    let query = match body.get("query") {
+        None | Some(Value::Null) => return change_query(0, 0, false),
+        Some(Value::Object(query)) => query,
+        Some(_) => {
+            return Err(Error::MalformedBody(
+                "invalid ListMyUserChangesRequest.query: expected an object".into(),
+            ));
+        }
+    };
+    let sequence = unsigned_field(query, "sequence", u64::MAX)?;
+    let limit = unsigned_field(query, "limit", u64::from(u32::MAX))?;
+    let asc = match query.get("asc") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(asc)) => *asc,
+        Some(_) => {
+            return Err(Error::MalformedBody(
+                "invalid ChangeQuery.asc: expected true or false".into(),
+            ));
+        }
+    };
+    change_query(sequence, limit, asc)
+}
+
+/// An unsigned integer field of at most `max`, as a JSON number or a decimal string.
+fn unsigned_field(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    max: u64,
+) -> Result<u64, Error> {
+    let value = match object.get(name) {
+        None | Some(Value::Null) => return Ok(0),
+        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::String(text)) if !text.starts_with('+') => text.parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    value.filter(|value| *value <= max).ok_or_else(|| {
+        Error::MalformedBody(format!(
+            "invalid ChangeQuery.{name}: expected an integer from 0 to {max}"
+        ))
     })
 }
 
@@ -213,6 +275,46 @@ impl From<Option<PhoneView>> for PhoneJson {
     }
 }
 
+/// zitadel.change.v1.Change.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeJson {
+    change_date: String,
+    event_type: LocalizedMessageJson,
+    sequence: String,
+    editor_id: String,
+    resource_owner_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LocalizedMessageJson {
+    key: &'static str,
+    localized_message: &'static str,
+}
+
+impl From<ChangeView> for ChangeJson {
+    fn from(change: ChangeView) -> Self {
+        ChangeJson {
+            change_date: change.change_date.to_string(),
+            event_type: LocalizedMessageJson {
+                key: change.kind.key(),
+                localized_message: change.kind.message(),
+            },
+            sequence: change.sequence.to_string(),
+            editor_id: change.editor_id,
+            resource_owner_id: change.resource_owner_id,
+        }
+    }
+}
+
+/// ListMyUserChangesResponse; an empty `result` is omitted, like every zero field.
+#[derive(Serialize)]
+struct ListMyUserChangesResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    result: Vec<ChangeJson>,
+}
+
 #[derive(Serialize)]
 struct DetailsResponse {
     details: DetailsJson,
@@ -244,6 +346,62 @@ mod tests {
         assert_eq!(
             plain,
             serde_json::json!({"code":16,"message":"auth header missing"})
+        );
+    }
+
+    fn query(body: &str) -> Result<crate::domain::ChangeQuery, Error> {
+        match serde_json::from_str::<Value>(body).unwrap() {
+            Value::Object(map) => query_field(&map),
+            _ => unreachable!("test bodies are objects"),
+        }
+    }
+
+    #[test]
+    fn change_queries_take_protojson_and_refuse_bad_limits() {
+        let q = |sequence, limit, asc| crate::domain::ChangeQuery {
+            sequence,
+            limit,
+            asc,
+        };
+        assert_eq!(query("{}"), Ok(q(0, 0, false)));
+        assert_eq!(query(r#"{"query":null}"#), Ok(q(0, 0, false)));
+        assert_eq!(
+            query(r#"{"query":{"sequence":"18446744073709551615","limit":"1000","asc":true}}"#),
+            Ok(q(u64::MAX, 1000, true))
+        );
+        assert_eq!(
+            query(r#"{"query":{"sequence":5,"limit":20,"unknown":1}}"#),
+            Ok(q(5, 20, false))
+        );
+        for bad in [
+            r#"{"query":{"limit":-1}}"#,
+            r#"{"query":{"limit":1001}}"#,
+            r#"{"query":{"limit":4294967296}}"#,
+            r#"{"query":{"limit":1.5}}"#,
+            r#"{"query":{"limit":"ten"}}"#,
+            r#"{"query":{"limit":"+5"}}"#,
+            r#"{"query":{"sequence":"-1"}}"#,
+            r#"{"query":{"sequence":"18446744073709551616"}}"#,
+            r#"{"query":{"asc":"yes"}}"#,
+            r#"{"query":[]}"#,
+        ] {
+            let error = query(bad).expect_err(bad);
+            assert!(matches!(error, Error::MalformedBody(_)), "{bad}: {error:?}");
+            assert_eq!(error.status().http_status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn healthz_and_changes_are_routed() {
+        assert_eq!(route(HEALTHZ_PATH, "GET"), Ok(Rpc::Healthz));
+        assert_eq!(
+            route(HEALTHZ_PATH, "POST"),
+            Err(Error::MethodNotAllowed("GET"))
+        );
+        assert_eq!(route(CHANGES_PATH, "POST"), Ok(Rpc::ListMyUserChanges));
+        assert_eq!(
+            route(CHANGES_PATH, "GET"),
+            Err(Error::MethodNotAllowed("POST"))
         );
     }
 }

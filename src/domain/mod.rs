@@ -1,12 +1,15 @@
 //! The phone lifecycle's rules on plain Rust types, free of wire formats: one file per RPC
 //! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (`guard.rs`), code issuing
-//! and checking (`code.rs`), and delivering a code after the answer (`delivery.rs`). The API
-//! layer (`crate::api`) authenticates the caller, decodes the request and encodes the answer.
+//! and checking (`code.rs`), delivering a code after the answer (`delivery.rs`), and the audit
+//! trail (`audit.rs`, served by `list_my_user_changes.rs`). The API layer (`crate::api`)
+//! authenticates the caller, decodes the request and encodes the answer.
 
+pub(crate) mod audit;
 pub(crate) mod code;
 mod delivery;
 mod get_my_phone;
 pub(crate) mod guard;
+mod list_my_user_changes;
 mod remove_my_phone;
 mod resend_my_phone_verification;
 mod set_my_phone;
@@ -16,6 +19,7 @@ mod verify_my_phone;
 
 pub use delivery::{Followup, SmsJob};
 pub use get_my_phone::get_my_phone;
+pub use list_my_user_changes::{ChangeQuery, ChangeView, list_my_user_changes};
 pub use remove_my_phone::remove_my_phone;
 pub use resend_my_phone_verification::resend_my_phone_verification;
 pub use set_my_phone::set_my_phone;
@@ -25,7 +29,7 @@ use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::Error;
 use crate::platform::Services;
-use crate::record::UserRecord;
+use crate::record::{EventKind, UserRecord};
 use crate::store::{Change, KeyValue, Updated, Updater};
 use crate::time::Timestamp;
 
@@ -110,11 +114,19 @@ impl Details {
     }
 }
 
-/// A record change that writes `record` with `events` new events and answers `value`.
-pub(crate) fn write<T>(record: UserRecord, events: u64, value: T) -> Result<Change<T>, Error> {
+/// A record change that writes `record` with new events of `kinds` (about `number`, if any)
+/// and answers `value`: the events go into the same compare-and-swap as the change.
+pub(crate) fn write<T>(
+    caller: &Caller,
+    mut record: UserRecord,
+    kinds: &[EventKind],
+    number: Option<&str>,
+    value: T,
+) -> Result<Change<T>, Error> {
+    record.add_events(kinds, caller.principal.client_id.as_deref(), number);
     Ok(Change::Write {
         record,
-        events,
+        events: kinds.len() as u64,
         value,
     })
 }

@@ -1,7 +1,8 @@
 //! RemoveMyPhone: forget the number.
 
-use super::{Caller, Details, write};
+use super::{Caller, Details, audit, write};
 use crate::error::Error;
+use crate::record::EventKind;
 
 /// RemoveMyPhone: forgets the number and any pending code; the same number can be set again.
 /// The record of recently issued codes stays, so remove-and-set cannot dodge the hourly cap.
@@ -12,8 +13,15 @@ pub fn remove_my_phone(caller: &Caller) -> Result<Details, Error> {
         .updater()
         .update(&caller.record_key, &operation, |current| {
             let mut record = current.ok_or(NOT_FOUND)?;
-            record.phone.take().ok_or(NOT_FOUND)?;
-            write(record, 1, ())
+            let phone = record.phone.take().ok_or(NOT_FOUND)?;
+            write(
+                caller,
+                record,
+                &[EventKind::Removed],
+                Some(&phone.number),
+                (),
+            )
         })?;
+    audit::stored(&updated, 1);
     Details::of(&updated).ok_or(Error::TooMuchContention)
 }

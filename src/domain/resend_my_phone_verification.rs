@@ -1,14 +1,17 @@
 //! ResendMyPhoneVerification: a fresh code for a number not yet verified.
 
 use super::code::FreshCode;
-use super::{Caller, Details, SmsJob, write};
+use super::{Caller, Details, SmsJob, audit, write};
 use crate::error::Error;
+use crate::record::EventKind;
 
 /// ResendMyPhoneVerification: a fresh code replaces the pending one, within the guards.
 pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob), Error> {
     const NOT_FOUND: Error = Error::PhoneNotFound("COMMAND-2b7Hf");
     let fresh = FreshCode::new(caller)?;
-    let updated = caller
+    // The number the refused code was for, as the record held it (for the audit line).
+    let mut number = None;
+    let result = caller
         .updater()
         .update(&caller.record_key, &fresh.operation, |current| {
             let mut record = current.ok_or(NOT_FOUND)?;
@@ -16,9 +19,16 @@ pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob)
             if phone.verified {
                 return Err(Error::PhoneAlreadyVerified);
             }
+            number = Some(phone.number.clone());
+            let last = phone.number.clone();
             fresh.issue(&mut record, phone, caller)?;
-            write(record, 1, ())
-        })?;
+            // Upstream records a resent code as a new code.
+            write(caller, record, &[EventKind::CodeAdded], Some(&last), ())
+        });
+    let updated = result.inspect_err(|error| {
+        audit::refusal(caller, fresh.now, number.as_deref(), error);
+    })?;
+    audit::stored(&updated, 1);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
     let recipient = updated
         .record

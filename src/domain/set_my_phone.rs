@@ -1,20 +1,27 @@
 //! SetMyPhone: a new number, unverified, with a fresh code on its way.
 
 use super::code::FreshCode;
-use super::{Caller, Details, SmsJob, write};
+use super::{Caller, Details, SmsJob, audit, write};
 use crate::error::Error;
 use crate::number;
-use crate::record::Phone;
+use crate::record::{EventKind, Phone};
 
 /// SetMyPhone: normalise, refuse an unchanged number, store the number unverified with a
 /// fresh code (two events), and hand back the SMS to send after answering.
 pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), Error> {
     let number = number::normalize(input, caller.config.default_region)?;
     if !number.is_allowed(&caller.config.allowed_regions) {
-        return Err(Error::RegionNotAllowed);
+        let error = Error::RegionNotAllowed;
+        audit::refusal(
+            caller,
+            caller.services.clock.now(),
+            Some(number.as_str()),
+            &error,
+        );
+        return Err(error);
     }
     let fresh = FreshCode::new(caller)?;
-    let updated = caller
+    let result = caller
         .updater()
         .update(&caller.record_key, &fresh.operation, |current| {
             let mut record = current.unwrap_or_else(|| caller.new_record(fresh.now));
@@ -32,8 +39,18 @@ pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), E
             };
             fresh.issue(&mut record, phone, caller)?;
             // Upstream writes two events: phone changed, code added.
-            write(record, 2, ())
-        })?;
+            write(
+                caller,
+                record,
+                &[EventKind::PhoneChanged, EventKind::CodeAdded],
+                Some(number.as_str()),
+                (),
+            )
+        });
+    let updated = result.inspect_err(|error| {
+        audit::refusal(caller, fresh.now, Some(number.as_str()), error);
+    })?;
+    audit::stored(&updated, 2);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
     Ok((details, fresh.into_job(caller, number.as_str())))
 }

@@ -1,8 +1,10 @@
 //! VerifyMyPhone: the code that proves the caller receives SMS at the number.
 
+use super::audit::{self, Unstored};
 use super::code;
 use super::{Caller, Details, code_secret, write};
 use crate::error::Error;
+use crate::record::EventKind;
 
 /// Upstream's bound on VerifyMyPhoneRequest.code.
 const MAX_CODE_RUNES: usize = 200;
@@ -23,7 +25,9 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
     let operation = caller.services.random.operation_id();
     let now = caller.services.clock.now();
     let max_attempts = caller.config.code_max_attempts;
-    let updated = caller
+    // The number whose code was refused for being void (for the audit line).
+    let mut void_for = None;
+    let result = caller
         .updater()
         .update(&caller.record_key, &operation, |current| {
             let mut record = current.ok_or(Error::CodeNotFound)?;
@@ -32,21 +36,53 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
                 .as_mut()
                 .filter(|phone| !phone.verified)
                 .ok_or(Error::CodeNotFound)?;
+            let number = phone.number.clone();
             let code = phone.code.as_mut().ok_or(Error::CodeNotFound)?;
             if code.failed_attempts >= max_attempts {
+                // Void: refused without a write, so endless guessing costs no writes.
+                void_for = Some(number);
                 return Err(Error::CodeInvalid);
             }
             let matches = code::matches(&secret, &caller.record_key, &input, &code.hash);
             if matches && now <= code.expires {
                 phone.verified = true;
                 phone.code = None;
-                write(record, 1, Ok(()))
+                write(
+                    caller,
+                    record,
+                    &[EventKind::Verified],
+                    Some(&number),
+                    Ok(()),
+                )
             } else {
                 code.failed_attempts += 1;
-                // Upstream records the failed verification as an event, and so do we.
-                write(record, 1, Err(Error::CodeInvalid))
+                // Upstream records the failed verification as an event, and so do we; the
+                // attempt that reaches the limit also voids the code, a second event.
+                let kinds: &[EventKind] = if code.failed_attempts >= max_attempts {
+                    &[EventKind::VerificationFailed, EventKind::CodeVoided]
+                } else {
+                    &[EventKind::VerificationFailed]
+                };
+                let outcome = Err((Error::CodeInvalid, kinds.len() as u64));
+                write(caller, record, kinds, Some(&number), outcome)
             }
-        })?;
+        });
+    let updated = result.inspect_err(|error| {
+        if let (Error::CodeInvalid, Some(number)) = (error, &void_for) {
+            let event = Unstored {
+                kind: EventKind::VerificationRefused,
+                number: Some(number),
+                code_sequence: None,
+                reason: Some("code_void"),
+            };
+            audit::unstored(caller, now, event);
+        }
+    })?;
+    let count = match &updated.value {
+        Ok(()) => 1,
+        Err((_, count)) => *count,
+    };
+    audit::stored(&updated, count);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
-    updated.value.map(|()| details)
+    updated.value.map(|()| details).map_err(|(error, _)| error)
 }
