@@ -33,5 +33,9 @@ pub use sms::{Message, SendError, Sms};
 pub use store::{Cas, KeyValue, StoreError, SwapError};
 pub use time::Timestamp;
 
-#[cfg(target_arch = "wasm32")]
+/// JWT signature checks as the core runs them, timed in wasm by `bench/verify`; not an API.
+#[doc(hidden)]
+pub use auth::{check_signature, check_signature_with_library};
+
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

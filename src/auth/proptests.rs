@@ -85,6 +85,37 @@ fn valid_token() -> String {
     )
 }
 
+/// Runs `authenticate` on `header` with the test RSA key "a" (`testdata/`, made with `openssl
+/// genrsa`) as the issuer's only key.
+fn check_rs256(header: &str) -> Result<Principal, Error> {
+    let config = Config::from_lookup(|name| match name {
+        "AUTH_ISSUER" => Some(ISSUER.into()),
+        "AUTH_JWKS" => Some(format!(
+            r#"{{"keys":[{}]}}"#,
+            include_str!("testdata/rsa-a.jwk.json")
+        )),
+        _ => None,
+    })
+    .expect("the test configuration is valid");
+    let (kv, clock, random) = (
+        MemoryKv::default(),
+        FixedClock::at(NOW),
+        CountingRandom(Cell::new(0)),
+    );
+    let issuer = Issuer {
+        config: &config,
+        kv: &kv,
+        http: &NoIssuer,
+        clock: &clock,
+        random: &random,
+    };
+    authenticate(Some(header), &issuer)
+}
+
+/// An RS256 token signed by `openssl dgst -sha256 -sign` with key "a": header
+/// `{"alg":"RS256","kid":"a","typ":"JWT"}`, claims `claims_json("user-1", "org-1")`.
+const RS256_TOKEN: &str = include_str!("testdata/rsa-a.openssl.jwt");
+
 fn header_refusal(e: &Error) -> bool {
     matches!(e, Error::AuthHeaderMissing | Error::AuthHeaderInvalid)
 }
@@ -238,6 +269,20 @@ proptest! {
         }
     }
 
+    #[test]
+    fn mutated_rs256_tokens_are_refused_or_unchanged(
+        token in mutated(RS256_TOKEN.trim().as_bytes().to_vec()),
+    ) {
+        let header = format!("Bearer {}", String::from_utf8_lossy(&token));
+        match check_rs256(&header) {
+            Ok(principal) => prop_assert_eq!(
+                principal,
+                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None }
+            ),
+            Err(error) => assert_documented(&error, &[header_refusal, token_refusal])?,
+        }
+    }
+
     // --- JWT header and payload ---
 
     #[test]
@@ -329,6 +374,30 @@ fn a_short_ed25519_key_refuses_the_token() {
         assert!(
             matches!(result, Err(Error::TokenInvalid(_))),
             "{x:?}: {result:?}"
+        );
+    }
+}
+
+/// openssl's RS256 token passes; with its header saying PS256, or naming another algorithm
+/// that the RSA key could fit, the same signature is refused.
+#[test]
+fn an_rs256_signature_passes_as_rs256_only() {
+    let token = RS256_TOKEN.trim();
+    assert_eq!(
+        check_rs256(&format!("Bearer {token}")),
+        Ok(Principal {
+            user_id: "user-1".into(),
+            resource_owner: "org-1".into(),
+            client_id: None
+        })
+    );
+    let (_, rest) = token.split_once('.').expect("three segments");
+    for alg in ["PS256", "RS384", "RS512", "PS512"] {
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"a","typ":"JWT"}}"#));
+        let result = check_rs256(&format!("Bearer {header}.{rest}"));
+        assert!(
+            matches!(result, Err(Error::TokenInvalid(_))),
+            "{alg}: {result:?}"
         );
     }
 }
