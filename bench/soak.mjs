@@ -365,8 +365,9 @@ async function step(user) {
       } else {
         expected = 400;
         onOk = () => {
-          user.seq += 1; // a failed attempt is an event
           user.attempts += 1;
+          // A failed attempt is an event; the one that voids the code adds a second.
+          user.seq += user.attempts >= MAX_ATTEMPTS ? 2 : 1;
         };
       }
       break;
