@@ -64,7 +64,7 @@ impl PublicKey {
         let e = e
             .iter()
             .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte));
-        if e < 3 || e > MAX_EXPONENT || e % 2 == 0 {
+        if !(3..=MAX_EXPONENT).contains(&e) || e % 2 == 0 {
             return Err(format!("RSA exponent {e} not accepted"));
         }
         let n_limbs = limbs(n);
