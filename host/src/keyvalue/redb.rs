@@ -2,17 +2,27 @@
 //!
 //! Each bucket is one table (`kv:<label>`) mapping the key to its version (8 bytes, big endian)
 //! followed by the value. A `meta` table holds the last version handed out, so versions stay unique
-//! across keys, deletes and restarts. Compare-and-swap and increment read and write inside one write
-//! transaction, which `redb` serialises, so they are atomic against every other writer of the file.
-//! Every commit is durable (fsync) before it answers.
+//! across keys, deletes and restarts.
+//!
+//! Writes are group-committed: one writer thread owns every write transaction. Callers queue their
+//! operation (set, delete, compare-and-swap, increment) with a reply channel; the writer takes
+//! everything queued, applies it in order inside one write transaction (so each compare-and-swap
+//! is judged against the state that includes the batch's earlier operations), commits once with a
+//! durable commit (fsync), and only then answers every caller. Concurrent writers thus share one
+//! fsync, and nobody hears "done" before their write is on disk. A failing commit fails every
+//! operation of its batch. Reads run on the blocking thread pool in read transactions, beside the
+//! writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 use ::redb::{
     Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError,
     WriteTransaction,
 };
+use tokio::sync::oneshot;
 
 use super::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
 
@@ -28,16 +38,125 @@ const LAST_VERSION: &str = "last_version";
 /// The length of the version prefix of every stored entry.
 const VERSION_LEN: usize = 8;
 
-/// Key-value data in one `redb` file; clones share the open database.
+/// Most operations one commit carries; the rest wait for the next commit.
+const MAX_BATCH_OPS: usize = 1024;
+
+/// Most value bytes one commit carries (a single larger value still goes, alone), so that one
+/// batch's transaction stays a bounded amount of memory.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Key-value data in one `redb` file; clones share the open database and its writer.
 #[derive(Clone, Debug)]
 pub struct RedbBackend {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`RedbBackend`] shares. Fields drop in order: the writer last, so that
+/// once the last clone is gone the file is closed (and may be opened again) when drop returns.
+#[derive(Debug)]
+struct Shared {
     db: Arc<Database>,
-    path: Arc<PathBuf>,
+    path: PathBuf,
+    commits: Arc<AtomicU64>,
+    writer: Writer,
+}
+
+/// The writer thread and the queue into it.
+#[derive(Debug)]
+struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    /// Closes the queue, then waits for the writer to answer what is queued and stop.
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            // A writer that panicked has answered nobody since; its callers got errors already.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One write, as queued for the writer.
+#[derive(Debug)]
+enum Op {
+    Set {
+        bucket: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        bucket: String,
+        key: String,
+    },
+    Swap {
+        bucket: String,
+        key: String,
+        expected: Version,
+        value: Vec<u8>,
+    },
+    Increment {
+        bucket: String,
+        key: String,
+        delta: i64,
+    },
+}
+
+impl Op {
+    /// Roughly how many bytes the operation adds to a transaction.
+    fn size(&self) -> usize {
+        match self {
+            Self::Set { key, value, .. } | Self::Swap { key, value, .. } => key.len() + value.len(),
+            Self::Delete { key, .. } | Self::Increment { key, .. } => key.len(),
+        }
+    }
+}
+
+/// What a write did, once its batch is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Set,
+    Deleted,
+    Swap(Swap),
+    Counted(i64),
+}
+
+/// A queued write and where its answer goes.
+#[derive(Debug)]
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, BackendError>>,
+}
+
+/// What one operation did inside its batch's transaction.
+struct Applied {
+    done: Done,
+    /// Whether it changed anything (a batch of conflicts and no-op deletes is not committed).
+    wrote: bool,
+}
+
+/// Why an operation failed.
+enum Failed {
+    /// This operation was refused before it wrote anything; the rest of the batch goes on.
+    Refused(BackendError),
+    /// The transaction failed: every operation of the batch fails.
+    Storage(BackendError),
 }
 
 /// A failed `redb` operation, as the guest sees it.
 fn db_error(err: impl std::fmt::Display) -> BackendError {
     BackendError::new(format!("redb: {err}"))
+}
+
+fn storage(err: impl std::fmt::Display) -> Failed {
+    Failed::Storage(db_error(err))
+}
+
+/// The writer is gone (it panicked, or the store is being closed).
+fn stopped() -> BackendError {
+    BackendError::new("redb: the writer has stopped")
 }
 
 /// The table holding bucket `bucket`.
@@ -66,15 +185,15 @@ fn encode(version: u64, value: &[u8]) -> Vec<u8> {
     entry
 }
 
-/// Reads `key` of `bucket` inside a write transaction.
-fn read_in(txn: &WriteTransaction, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
+/// Reads `key` of `bucket` inside a write transaction (seeing the transaction's own writes).
+fn read_in(txn: &WriteTransaction, bucket: &str, key: &str) -> Result<Versioned, Failed> {
     let name = table_name(bucket);
-    let table = txn.open_table(definition(&name)).map_err(db_error)?;
-    let entry = table.get(key).map_err(db_error)?;
+    let table = txn.open_table(definition(&name)).map_err(storage)?;
+    let entry = table.get(key).map_err(storage)?;
     match entry {
         None => Ok(Versioned::absent()),
         Some(entry) => {
-            let (version, value) = decode(key, entry.value())?;
+            let (version, value) = decode(key, entry.value()).map_err(Failed::Refused)?;
             Ok(Versioned {
                 value: Some(value),
                 version: Version::Written(version),
@@ -84,30 +203,141 @@ fn read_in(txn: &WriteTransaction, bucket: &str, key: &str) -> Result<Versioned,
 }
 
 /// Stores `value` at `key` of `bucket` under a fresh version, inside `txn`.
-fn write_in(
-    txn: &WriteTransaction,
-    bucket: &str,
-    key: &str,
-    value: &[u8],
-) -> Result<(), BackendError> {
+fn write_in(txn: &WriteTransaction, bucket: &str, key: &str, value: &[u8]) -> Result<(), Failed> {
     let version = {
-        let mut meta = txn.open_table(META).map_err(db_error)?;
+        let mut meta = txn.open_table(META).map_err(storage)?;
         let last = meta
             .get(LAST_VERSION)
-            .map_err(db_error)?
+            .map_err(storage)?
             .map_or(0, |last| last.value());
         let next = last
             .checked_add(1)
-            .ok_or_else(|| BackendError::new("redb: versions exhausted"))?;
-        meta.insert(LAST_VERSION, next).map_err(db_error)?;
+            .ok_or_else(|| Failed::Storage(BackendError::new("redb: versions exhausted")))?;
+        meta.insert(LAST_VERSION, next).map_err(storage)?;
         next
     };
     let name = table_name(bucket);
-    let mut table = txn.open_table(definition(&name)).map_err(db_error)?;
+    let mut table = txn.open_table(definition(&name)).map_err(storage)?;
     table
         .insert(key, encode(version, value).as_slice())
-        .map_err(db_error)?;
+        .map_err(storage)?;
     Ok(())
+}
+
+/// Applies one operation inside the batch's transaction.
+fn apply(txn: &WriteTransaction, op: &Op) -> Result<Applied, Failed> {
+    match op {
+        Op::Set { bucket, key, value } => {
+            write_in(txn, bucket, key, value)?;
+            Ok(Applied {
+                done: Done::Set,
+                wrote: true,
+            })
+        }
+        Op::Delete { bucket, key } => {
+            let name = table_name(bucket);
+            let mut table = txn.open_table(definition(&name)).map_err(storage)?;
+            let removed = table.remove(key.as_str()).map_err(storage)?.is_some();
+            Ok(Applied {
+                done: Done::Deleted,
+                wrote: removed,
+            })
+        }
+        Op::Swap {
+            bucket,
+            key,
+            expected,
+            value,
+        } => {
+            if read_in(txn, bucket, key)?.version != *expected {
+                return Ok(Applied {
+                    done: Done::Swap(Swap::Conflict),
+                    wrote: false,
+                });
+            }
+            write_in(txn, bucket, key, value)?;
+            Ok(Applied {
+                done: Done::Swap(Swap::Swapped),
+                wrote: true,
+            })
+        }
+        Op::Increment { bucket, key, delta } => {
+            let current = match read_in(txn, bucket, key)?.value {
+                None => 0,
+                Some(value) => std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|text| text.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        Failed::Refused(BackendError::new(format!(
+                            "value at {key:?} is not an integer"
+                        )))
+                    })?,
+            };
+            let next = current.checked_add(*delta).ok_or_else(|| {
+                Failed::Refused(BackendError::new(format!("increment of {key:?} overflows")))
+            })?;
+            write_in(txn, bucket, key, next.to_string().as_bytes())?;
+            Ok(Applied {
+                done: Done::Counted(next),
+                wrote: true,
+            })
+        }
+    }
+}
+
+/// Applies `ops` in order in one write transaction and commits it once, durably. Answers one
+/// result per operation; when the transaction fails, every operation fails with its error.
+/// `commits` counts the durable commits made.
+fn run_batch(db: &Database, ops: &[&Op], commits: &AtomicU64) -> Vec<Result<Done, BackendError>> {
+    let attempt = || -> Result<Vec<Result<Done, BackendError>>, BackendError> {
+        let txn = db.begin_write().map_err(db_error)?;
+        let mut answers = Vec::with_capacity(ops.len());
+        let mut wrote = false;
+        for op in ops {
+            match apply(&txn, op) {
+                Ok(applied) => {
+                    wrote |= applied.wrote;
+                    answers.push(Ok(applied.done));
+                }
+                Err(Failed::Refused(error)) => answers.push(Err(error)),
+                // Dropping the transaction aborts it.
+                Err(Failed::Storage(error)) => return Err(error),
+            }
+        }
+        if wrote {
+            // Durability::Immediate, redb's default: durable on disk when `commit` returns.
+            txn.commit()
+                .map_err(|err| BackendError::new(format!("redb: commit failed: {err}")))?;
+            commits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            txn.abort().map_err(db_error)?;
+        }
+        Ok(answers)
+    };
+    match attempt() {
+        Ok(answers) => answers,
+        Err(error) => ops.iter().map(|_| Err(error.clone())).collect(),
+    }
+}
+
+/// The writer thread: takes everything queued (up to the batch bounds), commits it as one batch,
+/// answers every caller, and repeats until every sender is gone.
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
+    while let Ok(first) = jobs.recv() {
+        let mut bytes = first.op.size();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
+            let Ok(job) = jobs.try_recv() else { break };
+            bytes = bytes.saturating_add(job.op.size());
+            batch.push(job);
+        }
+        let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
+        let answers = run_batch(db, &ops, commits);
+        for (job, answer) in batch.into_iter().zip(answers) {
+            // A caller that stopped waiting (its request was cancelled) needs no answer.
+            let _ = job.reply.send(answer);
+        }
+    }
 }
 
 impl RedbBackend {
@@ -126,24 +356,75 @@ impl RedbBackend {
         }
         let db = Database::create(path)
             .map_err(|err| BackendError::new(format!("cannot open {}: {err}", path.display())))?;
+        Self::start(db, path.to_owned())
+    }
+
+    /// Prepares the open database `db` (found at `path`) and starts its writer.
+    fn start(db: Database, path: PathBuf) -> Result<Self, BackendError> {
+        let cannot_write = |err: &dyn std::fmt::Display| {
+            BackendError::new(format!("cannot write {}: {err}", path.display()))
+        };
         // Creates the bookkeeping table, and proves the file is writable now rather than at the
         // first request.
-        let txn = db
-            .begin_write()
-            .map_err(|err| BackendError::new(format!("cannot write {}: {err}", path.display())))?;
-        txn.open_table(META)
-            .map_err(|err| BackendError::new(format!("cannot write {}: {err}", path.display())))?;
-        txn.commit()
-            .map_err(|err| BackendError::new(format!("cannot write {}: {err}", path.display())))?;
+        let txn = db.begin_write().map_err(|err| cannot_write(&err))?;
+        txn.open_table(META).map_err(|err| cannot_write(&err))?;
+        txn.commit().map_err(|err| cannot_write(&err))?;
+
+        let db = Arc::new(db);
+        let commits = Arc::new(AtomicU64::new(0));
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = {
+            let (db, commits) = (Arc::clone(&db), Arc::clone(&commits));
+            std::thread::Builder::new()
+                .name("redb-writer".into())
+                .spawn(move || write_loop(&db, &queue, &commits))
+                .map_err(|err| {
+                    BackendError::new(format!(
+                        "cannot start the writer of {}: {err}",
+                        path.display()
+                    ))
+                })?
+        };
         Ok(Self {
-            db: Arc::new(db),
-            path: Arc::new(path.to_owned()),
+            shared: Arc::new(Shared {
+                db,
+                path,
+                commits,
+                writer: Writer {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                },
+            }),
         })
     }
 
     /// The file the data lives in.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
+    }
+
+    /// How many durable commits the writer has made since the store was opened. Writes that
+    /// arrive while a commit is under way share the next one, so under concurrency this grows
+    /// slower than the number of writes.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Queues `op` for the writer; the receiver answers once its batch is durable (or failed).
+    fn submit(
+        &self,
+        op: Op,
+    ) -> Result<oneshot::Receiver<Result<Done, BackendError>>, BackendError> {
+        let (reply, answer) = oneshot::channel();
+        let jobs = self.shared.writer.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job { op, reply }).map_err(|_| stopped())?;
+        Ok(answer)
+    }
+
+    /// Queues `op` and waits until its batch is committed.
+    async fn write(&self, op: Op) -> Result<Done, BackendError> {
+        let answer = self.submit(op)?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Runs `work` on the blocking thread pool: `redb` calls block on disk I/O and locks.
@@ -152,29 +433,10 @@ impl RedbBackend {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, BackendError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
+        let db = Arc::clone(&self.shared.db);
         tokio::task::spawn_blocking(move || work(&db))
             .await
             .map_err(|err| BackendError::new(format!("redb: task failed: {err}")))?
-    }
-
-    /// Runs `work` in one write transaction and commits it when `work` asks to.
-    async fn write<T, F>(&self, work: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<(T, bool), BackendError> + Send + 'static,
-    {
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(db_error)?;
-            let (answer, commit) = work(&txn)?;
-            if commit {
-                txn.commit().map_err(db_error)?;
-            } else {
-                txn.abort().map_err(db_error)?;
-            }
-            Ok(answer)
-        })
-        .await
     }
 
     /// Runs `work` on the bucket's table in a read transaction; `None` when the table does not exist.
@@ -199,6 +461,13 @@ impl RedbBackend {
     }
 }
 
+/// The writer answered an operation with another operation's kind of answer (a bug).
+fn mismatched(done: Done) -> BackendError {
+    BackendError::new(format!(
+        "redb: the writer answered {done:?} to another kind of write"
+    ))
+}
+
 #[async_trait::async_trait]
 impl Backend for RedbBackend {
     async fn get(&self, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
@@ -220,22 +489,26 @@ impl Backend for RedbBackend {
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), BackendError> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.write(move |txn| {
-            write_in(txn, &bucket, &key, &value)?;
-            Ok(((), true))
-        })
-        .await
+        let op = Op::Set {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            value,
+        };
+        match self.write(op).await? {
+            Done::Set => Ok(()),
+            other => Err(mismatched(other)),
+        }
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), BackendError> {
-        let (bucket, key) = (table_name(bucket), key.to_owned());
-        self.write(move |txn| {
-            let mut table = txn.open_table(definition(&bucket)).map_err(db_error)?;
-            let removed = table.remove(key.as_str()).map_err(db_error)?.is_some();
-            Ok(((), removed))
-        })
-        .await
+        let op = Op::Delete {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        match self.write(op).await? {
+            Done::Deleted => Ok(()),
+            other => Err(mismatched(other)),
+        }
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, BackendError> {
@@ -289,112 +562,30 @@ impl Backend for RedbBackend {
         expected: Version,
         value: Vec<u8>,
     ) -> Result<Swap, BackendError> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.write(move |txn| {
-            if read_in(txn, &bucket, &key)?.version != expected {
-                return Ok((Swap::Conflict, false));
-            }
-            write_in(txn, &bucket, &key, &value)?;
-            Ok((Swap::Swapped, true))
-        })
-        .await
+        let op = Op::Swap {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            expected,
+            value,
+        };
+        match self.write(op).await? {
+            Done::Swap(swap) => Ok(swap),
+            other => Err(mismatched(other)),
+        }
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, BackendError> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.write(move |txn| {
-            let current = match read_in(txn, &bucket, &key)?.value {
-                None => 0,
-                Some(value) => std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|text| text.parse::<i64>().ok())
-                    .ok_or_else(|| {
-                        BackendError::new(format!("value at {key:?} is not an integer"))
-                    })?,
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or_else(|| BackendError::new(format!("increment of {key:?} overflows")))?;
-            write_in(txn, &bucket, &key, next.to_string().as_bytes())?;
-            Ok((next, true))
-        })
-        .await
+        let op = Op::Increment {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            delta,
+        };
+        match self.write(op).await? {
+            Done::Counted(value) => Ok(value),
+            other => Err(mismatched(other)),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const B: &str = "default";
-
-    /// A fresh database file in its own temporary folder, removed on drop.
-    struct TempDb {
-        dir: PathBuf,
-    }
-
-    impl TempDb {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "smp-redb-{name}-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            Self { dir }
-        }
-
-        fn path(&self) -> PathBuf {
-            self.dir.join("nested/store.redb")
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    #[tokio::test]
-    async fn data_and_versions_survive_reopening() -> Result<(), BackendError> {
-        let tmp = TempDb::new("reopen");
-        let before = {
-            let store = RedbBackend::open(tmp.path())?;
-            store.set(B, "k", b"a".to_vec()).await?;
-            store.set("other", "k", b"b".to_vec()).await?;
-            let before = store.get(B, "k").await?;
-            store.delete(B, "k").await?;
-            store.set(B, "k", b"a".to_vec()).await?;
-            before
-        };
-        let store = RedbBackend::open(tmp.path())?;
-        assert_eq!(store.path(), tmp.path());
-        let after = store.get(B, "k").await?;
-        assert_eq!(after.value, Some(b"a".to_vec()));
-        assert_ne!(after.version, before.version, "a version was reused");
-        assert_eq!(
-            store
-                .compare_and_swap(B, "k", before.version, b"x".to_vec())
-                .await?,
-            Swap::Conflict
-        );
-        store.set(B, "k2", b"c".to_vec()).await?;
-        assert_ne!(store.get(B, "k2").await?.version, after.version);
-        assert_eq!(
-            store
-                .compare_and_swap(B, "k", after.version, b"x".to_vec())
-                .await?,
-            Swap::Swapped
-        );
-        assert_eq!(store.get("other", "k").await?.value, Some(b"b".to_vec()));
-        Ok(())
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_database_is_refused() {
-        let tmp = TempDb::new("garbage");
-        let path = tmp.path();
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(&path, b"not a redb file, certainly not").expect("write");
-        assert!(RedbBackend::open(&path).is_err());
-    }
-}
+mod tests;
