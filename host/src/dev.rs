@@ -141,11 +141,6 @@ pub fn instructions(base_url: &str, token: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![expect(
-        clippy::expect_used,
-        reason = "tests fail loudly on anything unexpected"
-    )]
-
     use super::*;
 
     fn env<'a>(identity: &'a DevIdentity, name: &str) -> &'a str {
