@@ -1,6 +1,7 @@
 //! [`HostBuilder`]: what a [`Host`] runs (the component, its settings, store and SMS sender) and
 //! under which limits; `build` compiles the component once.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocat
 use wasmtime_wasi::HostWallClock;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::instances::{self, InstancePool, ReuseSettings};
 use crate::keyvalue::{Backend, KeyValueCtx, MemoryBackend};
 use crate::limits::{self, GuestLimits};
 use crate::server::{GuestTasks, Host, linker};
@@ -49,13 +51,17 @@ pub struct HostBuilder {
     shutdown_timeout: Duration,
     pool_instances: Option<u32>,
     wall_clock: Option<SharedWallClock>,
+    max_instance_reuse_count: u32,
+    max_idle_instances: usize,
+    idle_instance_timeout: Duration,
 }
 
 impl HostBuilder {
     /// A host for the component at `wasm`, with an empty environment, a fresh [`MemoryBackend`],
     /// [`LogSms`], the single store `default`, the compilation cache on, 60 s for the guest to
     /// answer and to finish, 64 MiB of memory per guest, the pooling allocator on (128 guests
-    /// at once) and 30 s for connections to finish at shutdown.
+    /// at once), instances reused for up to 1,000 requests (at most 32 kept idle, for 10 s) and
+    /// 30 s for connections to finish at shutdown.
     pub fn new(wasm: impl Into<PathBuf>) -> Self {
         Self {
             wasm: wasm.into(),
@@ -70,6 +76,9 @@ impl HostBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             pool_instances: Some(DEFAULT_POOL_INSTANCES),
             wall_clock: None,
+            max_instance_reuse_count: instances::DEFAULT_MAX_REUSE,
+            max_idle_instances: instances::DEFAULT_MAX_IDLE,
+            idle_instance_timeout: instances::DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -154,6 +163,30 @@ impl HostBuilder {
         self
     }
 
+    /// How many requests one instance serves, one after the other, before it is dropped (default
+    /// 1,000; at least 1, which gives every request a fresh instance), like `wasmtime serve
+    /// --max-instance-reuse-count`. An instance is dropped sooner when its guest traps, misses
+    /// its deadline, is refused memory or keeps a resource after its call. The memory cap counts
+    /// all its requests together; each request gets its own deadlines and HTTP context.
+    pub fn max_instance_reuse_count(mut self, requests: u32) -> Self {
+        self.max_instance_reuse_count = requests;
+        self
+    }
+
+    /// How many instances are kept idle for the next requests at most (default 32; 0 keeps
+    /// none). An idle instance holds its memory and one of the pooling allocator's slots.
+    pub fn max_idle_instances(mut self, instances: usize) -> Self {
+        self.max_idle_instances = instances;
+        self
+    }
+
+    /// How long an idle instance is kept before it is dropped and its memory returned
+    /// (default 10 s).
+    pub fn idle_instance_timeout(mut self, limit: Duration) -> Self {
+        self.idle_instance_timeout = limit;
+        self
+    }
+
     /// How long [`Host::serve`] waits, once asked to stop, for open connections to finish their
     /// requests before it closes them (default 30 s).
     pub fn shutdown_timeout(mut self, limit: Duration) -> Self {
@@ -176,6 +209,9 @@ impl HostBuilder {
             "the memory limit must be from 1 byte to 4 GiB, not {} bytes",
             self.max_memory
         );
+        let max_reuse = NonZeroU32::new(self.max_instance_reuse_count).context(
+            "the instance reuse count must be at least 1 (1: a fresh instance per request)",
+        )?;
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Compiled code checks the epoch at loop heads and function entries; see `new_store`.
@@ -229,6 +265,11 @@ impl HostBuilder {
             },
             shutdown_timeout: self.shutdown_timeout,
             wall_clock: self.wall_clock,
+            instances: Arc::new(InstancePool::new(ReuseSettings {
+                max_reuse,
+                max_idle: self.max_idle_instances,
+                idle_timeout: self.idle_instance_timeout,
+            })),
         })
     }
 }

@@ -28,6 +28,7 @@ mod answers;
 mod bindings;
 mod builder;
 pub mod embed;
+mod instances;
 pub mod keyvalue;
 mod limits;
 pub mod preinit;
@@ -35,6 +36,7 @@ pub mod server;
 pub mod sms;
 
 pub use builder::HostBuilder;
+pub use instances::{DropReason, InstanceStats};
 pub use server::{Host, RunningHost};
 /// What [`HostBuilder::wall_clock`] takes: a clock for the guest's `wasi:clocks/wall-clock`.
 pub use wasmtime_wasi::HostWallClock;

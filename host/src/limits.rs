@@ -7,6 +7,7 @@
 //!   limit (`guest_timeout`), under the same two mechanisms.
 //! - A memory cap (`max_memory`): the linear memories and tables of one guest together; growing
 //!   past it fails (the guest sees `memory.grow` return -1, which Rust guests turn into a trap).
+//!   An instance that serves several requests (`instances.rs`) counts them all against its cap.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hyper::StatusCode;
 use wasmtime::{Engine, ResourceLimiter, Trap, UpdateDeadline};
+
+use crate::instances::DropReason;
 
 /// How often the epoch advances.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(50);
@@ -198,6 +201,18 @@ impl Failure {
                 13,
                 "internal error".to_owned(),
             ),
+        }
+    }
+}
+
+impl From<Failure> for DropReason {
+    /// Why an instance whose guest failed so is dropped.
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Deadline => Self::Deadline,
+            Failure::Memory => Self::Memory,
+            Failure::Trap => Self::Trap,
+            Failure::Other => Self::Error,
         }
     }
 }

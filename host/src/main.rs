@@ -147,6 +147,34 @@ struct Options {
         allow_negative_numbers = true
     )]
     max_memory: usize, // In bytes.
+    /// Requests one component instance serves, one after the other, before it is dropped (1: a
+    /// fresh instance per request).
+    ///
+    /// How many requests one component instance serves, one after the other, before it is
+    /// dropped: at least 1 (a fresh instance per request, the slowest and most isolated). An
+    /// instance is dropped sooner when it traps, misses its deadline or runs out of memory, and
+    /// --max-memory counts all its requests together. Like wasmtime serve's option of the same
+    /// name.
+    #[arg(
+        long = "max-instance-reuse-count",
+        value_name = "N",
+        default_value = "1000",
+        value_parser = parse_reuse_count,
+        allow_negative_numbers = true
+    )]
+    max_instance_reuse_count: u32,
+    /// Seconds an idle component instance is kept for the next requests (decimals allowed).
+    ///
+    /// How long an idle component instance is kept for the next requests before it is dropped
+    /// and its memory returned, in seconds: 0 to 3600, decimals allowed. At most 32 are kept.
+    #[arg(
+        long = "idle-instance-timeout",
+        value_name = "SECS",
+        default_value = "10",
+        value_parser = parse_idle_timeout,
+        allow_negative_numbers = true
+    )]
+    idle_instance_timeout: Duration,
     /// Development mode: trusts a throwaway key and prints a ready token; never in production.
     ///
     /// Development mode: trusts a new throwaway signing key (instead of AUTH_ISSUER/AUTH_JWKS)
@@ -261,6 +289,24 @@ fn parse_max_memory(mib: &str) -> anyhow::Result<usize> {
         .context("not a whole number of MiB from 1 to 4096")
 }
 
+/// `--max-instance-reuse-count N`: at least 1.
+fn parse_reuse_count(n: &str) -> anyhow::Result<u32> {
+    match n.parse::<u32>() {
+        Ok(0) => bail!("must be at least 1 (1: a fresh instance per request)"),
+        Ok(n) => Ok(n),
+        Err(_) => bail!("not a whole number of requests from 1 to {}", u32::MAX),
+    }
+}
+
+/// `--idle-instance-timeout SECS`: 0 to an hour.
+fn parse_idle_timeout(secs: &str) -> anyhow::Result<Duration> {
+    secs.parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=MAX_REQUEST_TIMEOUT_SECS).contains(secs))
+        .map(Duration::from_secs_f64)
+        .context("not a number of seconds from 0 to 3600")
+}
+
 /// `dev-identity --users N`.
 fn parse_users(n: &str) -> anyhow::Result<usize> {
     n.parse()
@@ -350,6 +396,8 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .sms(Arc::new(LogSms::new()))
         .request_timeout(options.request_timeout)
         .max_memory(options.max_memory)
+        .max_instance_reuse_count(options.max_instance_reuse_count)
+        .idle_instance_timeout(options.idle_instance_timeout)
         .build()?;
     eprintln!(
         "serving {} on {base_url} (store: {}; each request: {:?} to answer, {} MiB of memory)",
@@ -553,6 +601,27 @@ mod tests {
     }
 
     #[test]
+    fn instance_reuse() {
+        let options = serve_options("serve --wasm x.wasm");
+        assert_eq!(options.max_instance_reuse_count, 1000);
+        assert_eq!(options.idle_instance_timeout, Duration::from_secs(10));
+        let line = "serve --wasm x.wasm --max-instance-reuse-count 1 --idle-instance-timeout 0.5";
+        let options = serve_options(line);
+        assert_eq!(options.max_instance_reuse_count, 1);
+        assert_eq!(options.idle_instance_timeout, Duration::from_millis(500));
+        let options = serve_options("serve --wasm x.wasm --idle-instance-timeout 0");
+        assert_eq!(options.idle_instance_timeout, Duration::ZERO);
+        for bad in ["0", "-1", "1.5", "4294967296", "many", ""] {
+            let line = format!("serve --wasm x.wasm --max-instance-reuse-count {bad}");
+            assert!(parse(&line).is_err(), "--max-instance-reuse-count {bad:?}");
+        }
+        for bad in ["-1", "3601", "nan", "soon"] {
+            let line = format!("serve --wasm x.wasm --idle-instance-timeout {bad}");
+            assert!(parse(&line).is_err(), "--idle-instance-timeout {bad:?}");
+        }
+    }
+
+    #[test]
     fn dev_mode_and_its_token_file() {
         let options = serve_options("serve --wasm x.wasm --dev --token-file t");
         assert!(options.dev);
@@ -620,6 +689,10 @@ mod tests {
                 "--request-timeout",
             ),
             ("serve --wasm x.wasm --max-memory 4097", "--max-memory"),
+            (
+                "serve --wasm x.wasm --max-instance-reuse-count 0",
+                "--max-instance-reuse-count",
+            ),
             ("serve --wasm x.wasm --store sqlite:x.db", "--store"),
             ("serve --wasm x.wasm --bogus", "--bogus"),
             ("serve --wasm x.wasm --token-file t", "--token-file"),

@@ -1,8 +1,11 @@
-//! The HTTP server: compiles the core once, then runs every request in a fresh store and instance.
+//! The HTTP server: compiles the core once, then runs every request on a warm instance or a new one.
 //!
-//! Instances come from wasmtime's pooling allocator (on by default): memories, tables and stacks of
-//! finished requests are reused instead of mapped anew. Shutdown is graceful: the listener closes,
-//! open connections finish their requests, then [`Host::serve`] returns.
+//! Instances are reused serially (`instances.rs`, like `wasmtime serve --max-instance-reuse-count`):
+//! one request at a time, and only after a call that ended well and left no resource behind; each
+//! request gets its own HTTP context, deadlines and resource table entries. New instances come
+//! from wasmtime's pooling allocator (on by default): memories, tables and stacks of dropped
+//! instances are reused instead of mapped anew. Shutdown is graceful: the listener closes, open
+//! connections finish their requests, then [`Host::serve`] returns.
 //!
 //! The guest answers through `response-outparam::set` and may keep running afterwards (it sends the
 //! SMS after responding). Each request's guest therefore runs in its own task; the response goes
@@ -31,14 +34,15 @@ use tokio::task::{JoinHandle, JoinSet};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::answers::ErrorFormat;
 use crate::bindings;
 use crate::builder::SharedWallClock;
+use crate::instances::{DropReason, InstancePool, InstanceStats, ReuseStats, Warm};
 use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
 use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
 use crate::sms::{Sms, SmsSender, SmsView};
@@ -53,6 +57,29 @@ pub struct Host {
     pub(crate) limits: GuestLimits,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) wall_clock: Option<SharedWallClock>,
+    pub(crate) instances: Arc<InstancePool<Instance>>,
+}
+
+/// A store with its instance of the component, kept between requests.
+pub(crate) struct Instance {
+    store: Store<State>,
+    proxy: Proxy,
+}
+
+impl Instance {
+    /// Why this instance, whose call ended well, must not serve again, if it must not: it was
+    /// refused memory, or its resource table still holds something (a resource of its request,
+    /// or one it kept), which the next request must not see.
+    fn unfit(&self) -> Option<DropReason> {
+        let state = self.store.data();
+        if state.memory.exceeded() {
+            Some(DropReason::Memory)
+        } else if !state.table.is_empty() {
+            Some(DropReason::ResourcesLeft)
+        } else {
+            None
+        }
+    }
 }
 
 /// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
@@ -213,8 +240,8 @@ impl Host {
         self.tasks.idle().await;
     }
 
-    /// Runs one request through a fresh instance; answers when the guest sets the response, or
-    /// for it when the guest fails or misses its deadline. This is what [`Host::serve`] calls
+    /// Runs one request on an idle instance, or a new one; answers when the guest sets the
+    /// response, or for it when the guest fails or misses its deadline. This is what [`Host::serve`] calls
     /// per request; a program with its own HTTP server calls it (or mounts
     /// [`Host::into_service`]) with any request body.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<HyperOutgoingBody>
@@ -229,7 +256,14 @@ impl Host {
         }
         let guard = self.tasks.enter();
         let deadlines = Deadlines::start(&self.limits);
-        let mut store = self.new_store(&deadlines);
+        let (mut store, warm_proxy, served) = match self.instances.take() {
+            Some(Warm {
+                instance: Instance { store, proxy },
+                served,
+            }) => (store, Some(proxy), served),
+            None => (self.new_store(), None, 0),
+        };
+        begin_request(&mut store, &deadlines);
         let (sender, receiver) = oneshot::channel();
         let resources = (|| -> wasmtime::Result<_> {
             let mut http = store.data_mut().http();
@@ -241,42 +275,68 @@ impl Host {
             Ok(resources) => resources,
             Err(err) => {
                 eprintln!("host: cannot hand the request to the guest: {err:?}");
+                if let Some(proxy) = warm_proxy {
+                    self.instances
+                        .discard(Instance { store, proxy }, DropReason::Error);
+                }
                 return format.failure(Failure::Other, &self.limits);
             }
         };
 
         let pre = self.pre.clone();
+        let instances = Arc::clone(&self.instances);
         let guest_deadlines = Arc::clone(&deadlines);
         tokio::spawn(async move {
             let _guard = guard;
             let deadlines = guest_deadlines;
+            let mut instantiated = warm_proxy.is_some();
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = match warm_proxy {
+                    Some(proxy) => proxy,
+                    None => {
+                        let proxy = pre.instantiate_async(&mut store).await?;
+                        instances.stats().count_created();
+                        instantiated = true;
+                        proxy
+                    }
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, response)
-                    .await
+                    .await?;
+                wasmtime::Result::Ok(proxy)
             };
             // A computing guest traps at its deadline (epoch interruption); one waiting on the
-            // host is dropped here.
+            // host is dropped here, its call cut off mid-way.
             let ended = tokio::select! {
                 ended = run => Some(ended),
                 () = deadlines.passed() => None,
             };
             let failure = match ended {
-                Some(Ok(())) => None,
+                Some(Ok(proxy)) => {
+                    let instance = Instance { store, proxy };
+                    match instance.unfit() {
+                        Some(reason) => instances.discard(instance, reason),
+                        None => instances.give_back(Warm {
+                            instance,
+                            served: served.saturating_add(1),
+                        }),
+                    }
+                    return;
+                }
                 Some(Err(err)) => {
                     let failure = Failure::of(&err, store.data().memory.exceeded());
                     eprintln!("host: guest stopped ({}): {err:?}", failure.describe());
-                    Some(failure)
+                    failure
                 }
                 None => {
                     eprintln!("host: guest stopped (deadline passed while it waited on the host)");
-                    Some(Failure::Deadline)
+                    Failure::Deadline
                 }
             };
-            if let Some(failure) = failure {
-                deadlines.fail(failure);
+            deadlines.fail(failure);
+            if instantiated {
+                instances.stats().count_dropped(failure.into());
             }
             // Dropping the store drops the response slot of a guest that never answered, which
             // tells the waiting request; `deadlines` already says why.
@@ -312,17 +372,24 @@ impl Host {
         crate::embed::HostService::new(Arc::new(self))
     }
 
-    /// A store for one request's guest, under the guest limits: the memory cap, and at the end of
-    /// every time slice a yield to other tasks, or a trap once the deadline has passed.
-    fn new_store(&self, deadlines: &Arc<Deadlines>) -> Store<State> {
+    /// A store for a new instance, under the memory cap (which counts all the instance's
+    /// requests together).
+    fn new_store(&self) -> Store<State> {
         let mut state = self.new_state();
         state.memory = MemoryCap::new(self.limits.max_memory);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
-        let deadlines = Arc::clone(deadlines);
-        store.epoch_deadline_callback(move |_| Ok(deadlines.on_epoch()));
-        store.set_epoch_deadline(limits::SLICE_TICKS);
         store
+    }
+
+    /// What happened to instances so far: made, reused, dropped (by reason), idle.
+    pub fn instance_stats(&self) -> InstanceStats {
+        self.reuse_stats().snapshot()
+    }
+
+    /// The instance counters themselves, for metrics.
+    pub(crate) fn reuse_stats(&self) -> &ReuseStats {
+        self.instances.stats()
     }
 
     fn new_state(&self) -> State {
@@ -333,6 +400,16 @@ impl Host {
             self.wall_clock.clone(),
         )
     }
+}
+
+/// Readies `store` for a new request: a fresh HTTP context, and the request's deadlines (at the end
+/// of every time slice a yield to other tasks, or a trap once the deadline has passed). The
+/// resource table is empty: an instance that left something in it is not reused.
+fn begin_request(store: &mut Store<State>, deadlines: &Arc<Deadlines>) {
+    store.data_mut().http = WasiHttpCtx::new();
+    let deadlines = Arc::clone(deadlines);
+    store.epoch_deadline_callback(move |_| Ok(deadlines.on_epoch()));
+    store.set_epoch_deadline(limits::SLICE_TICKS);
 }
 
 /// A request body's failure, as wasi:http reports it to the guest.
