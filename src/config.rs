@@ -1,10 +1,51 @@
-//! Settings read from the environment on every request (DESIGN.md "Configuration").
+//! Settings read from the environment (DESIGN.md "Configuration"), parsed once per instance for
+//! each environment it sees: [`Config::load`] keys its cache by the values of every variable
+//! [`VARIABLES`] lists, so an instance whose environment changes reads the new settings.
 //! A missing or malformed required setting is an `Error::Config` naming the variable.
 
+use crate::auth::KeySet;
 use crate::error::Error;
 use crate::platform::Url;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Every variable the settings are read from: the key of the per-instance cache.
+pub const VARIABLES: &[&str] = &[
+    "AUTH_ISSUER",
+    "AUTH_JWKS",
+    "AUTH_JWKS_URL",
+    "AUTH_INTROSPECTION_URL",
+    "AUTH_CLIENT_ID",
+    "AUTH_CLIENT_SECRET",
+    "AUTH_CLIENT_KEY",
+    "AUTH_CHECK_REVOCATION",
+    "AUTH_INTROSPECTION_CACHE",
+    "AUTH_AUDIENCE",
+    "AUTH_RESOURCE_OWNER_CLAIM",
+    "PHONE_DEFAULT_REGION",
+    "SMS_PROVIDER",
+    "PHONE_CODE_SECRET",
+    "PHONE_CODE_LENGTH",
+    "PHONE_CODE_EXPIRY",
+    "PHONE_CODE_MAX_ATTEMPTS",
+    "PHONE_RESEND_COOLDOWN",
+    "PHONE_CODES_PER_HOUR",
+    "PHONE_ALLOWED_REGIONS",
+    "KV_STORE",
+];
+
+/// How many distinct environments an instance keeps parsed settings for.
+const CACHED_ENVIRONMENTS: usize = 4;
+
+/// The values of [`VARIABLES`] in one environment.
+type Environment = Vec<Option<String>>;
+
+thread_local! {
+    /// Parsed settings by their environment, newest last.
+    static PARSED: RefCell<Vec<(Environment, Rc<Config>)>> = const { RefCell::new(Vec::new()) };
+}
 
 pub const DEFAULT_RESOURCE_OWNER_CLAIM: &str = "urn:zitadel:iam:user:resourceowner:id";
 /// Below this an HMAC key is too easy to guess.
@@ -21,8 +62,8 @@ pub enum SmsProvider {
 /// Where the issuer's signing keys come from.
 #[derive(Clone, Debug)]
 pub enum KeySource {
-    /// `AUTH_JWKS`: a fixed set (air-gapped setups, tests).
-    Inline(JwkSet),
+    /// `AUTH_JWKS`: a fixed set (air-gapped setups, tests), checked whole when read.
+    Inline(Rc<KeySet>),
     /// `AUTH_JWKS_URL`, or (when `None`) the discovery document's `jwks_uri`.
     Fetched(Option<Url>),
 }
@@ -102,6 +143,33 @@ fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
 }
 
 impl Config {
+    /// The settings in `env`: parsed once per instance for each environment, and parsed again
+    /// whenever a variable they are read from changes. Invalid settings are not kept.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Rc<Config>, Error> {
+        let values: Environment = VARIABLES.iter().map(|name| env(name)).collect();
+        let known = PARSED.with_borrow(|parsed| {
+            parsed
+                .iter()
+                .find(|(seen, _)| *seen == values)
+                .map(|(_, config)| Rc::clone(config))
+        });
+        if let Some(config) = known {
+            return Ok(config);
+        }
+        let config = Rc::new(Config::from_lookup(|name| {
+            let index = VARIABLES.iter().position(|known| *known == name);
+            debug_assert!(index.is_some(), "{name} is missing from config::VARIABLES");
+            index.and_then(|i| values.get(i).cloned().flatten())
+        })?);
+        PARSED.with_borrow_mut(|parsed| {
+            if parsed.len() >= CACHED_ENVIRONMENTS {
+                parsed.remove(0);
+            }
+            parsed.push((values, Rc::clone(&config)));
+        });
+        Ok(config)
+    }
+
     /// Reads every setting through `lookup` (the process environment in the component).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         // Empty values count as unset, as shells and manifests often write `VAR=`.
@@ -119,7 +187,10 @@ impl Config {
                 if jwks.keys.is_empty() {
                     return Err(config_error("AUTH_JWKS", "holds no keys"));
                 }
-                KeySource::Inline(jwks)
+                let keys = KeySet::parse(&inline).map_err(|e| {
+                    config_error("AUTH_JWKS", format!("is not a JWKS document: {e}"))
+                })?;
+                KeySource::Inline(Rc::new(keys))
             }
             (None, Some(url)) => KeySource::Fetched(Some(
                 Url::parse(&url)
@@ -289,6 +360,12 @@ impl Config {
             kv_store,
         })
     }
+}
+
+/// Forgets the parsed settings (tests: a fresh instance).
+#[cfg(test)]
+pub fn forget_parsed() {
+    PARSED.with_borrow_mut(Vec::clear);
 }
 
 /// Introspection credentials: a client id and secret, or an application key, not both.
@@ -526,6 +603,34 @@ mod tests {
             vec![phonenumber::country::Id::CH]
         );
         assert_eq!(config.allowed_regions.calling_codes, vec![1]);
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_cache_key() {
+        // Valid settings that make every variable be read.
+        let pairs = [
+            ("AUTH_ISSUER", "https://issuer"),
+            ("AUTH_JWKS", JWKS),
+            ("AUTH_CLIENT_ID", "c"),
+            ("AUTH_CLIENT_SECRET", "s"),
+            ("SMS_PROVIDER", "webhook"),
+            ("PHONE_CODE_SECRET", "0123456789abcdef0123"),
+        ];
+        let read = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_string());
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let mut read = read.into_inner();
+        read.sort();
+        read.dedup();
+        let mut listed: Vec<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Who is calling: reads the configuration, opens the caller's store and verifies the token.
+//! Who is calling: reads the configuration (parsed once per instance and environment), opens the
+//! caller's store and verifies the token.
 
 use crate::auth::{self, Issuer};
 use crate::config::Config;
@@ -13,7 +14,7 @@ pub(super) fn authorize<'a>(
     services: &'a Services<'a>,
     authorization: Option<&str>,
 ) -> Result<Caller<'a>, Error> {
-    let config = Config::from_lookup(services.env)?;
+    let config = Config::load(services.env)?;
     // Without any header there is nothing to look up: answer before touching the store.
     if authorization.is_none() {
         return Err(Error::AuthHeaderMissing);
@@ -45,5 +46,11 @@ pub(super) fn authorize<'a>(
     let principal = auth::authenticate(authorization, &issuer)?;
     crate::log::authenticated(&principal.user_id, &principal.resource_owner);
     let record_key = record_key(&principal.resource_owner, &principal.user_id);
-    Ok(Caller::new(services, config, principal, record_key, kv))
+    Ok(Caller::new(
+        services,
+        Config::clone(&config),
+        principal,
+        record_key,
+        kv,
+    ))
 }

@@ -1,17 +1,17 @@
 //! RFC 7662 token introspection: how opaque tokens (ZITADEL's default) are checked, and JWTs too
 //! with `AUTH_CHECK_REVOCATION`. The service authenticates as `client_secret_basic` or
-//! `private_key_jwt` (ZITADEL's application key). Answers are cached in the key-value store under
-//! the SHA-256 of the token (never the token): active ones until `min(exp,
-//! AUTH_INTROSPECTION_CACHE)`, inactive ones for [`INACTIVE_CACHE_SECONDS`].
+//! `private_key_jwt` (ZITADEL's application key). What an answer establishes is remembered
+//! (`verified.rs`: in the instance and the key-value store, under the SHA-256 of the token, never
+//! the token): for active tokens until `min(exp, AUTH_INTROSPECTION_CACHE)`, for inactive ones
+//! [`INACTIVE_CACHE_SECONDS`].
 
-use super::cache::{self, Entry};
+use super::verified::{self, Kind, Refusal, TokenHash, Verdict, Verified};
 use super::{Issuer, Principal, audience_accepted, discovery, fetch, principal};
-use crate::config::ClientAuth;
+use crate::config::{ClientAuth, Config};
 use crate::error::Error;
 use crate::platform::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use set_my_phone_outgoing_http::form;
 
@@ -22,11 +22,9 @@ pub const INACTIVE_CACHE_SECONDS: i64 = 10;
 const ASSERTION_SECONDS: i64 = 50;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// A cached introspection answer: the claims that matter, as the issuer gave them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The issuer's introspection answer: whether the token is active, and its claims.
 struct Answer {
     active: bool,
-    #[serde(default)]
     claims: Map<String, Value>,
 }
 
@@ -40,12 +38,13 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
         ));
     };
     let now = issuer.clock.now().seconds;
-    let key = cache::key("introspection", token);
-    let answer = match cache::read::<Answer>(issuer.kv, &key).filter(|e| e.is_fresh(now)) {
-        Some(entry) => entry.value,
+    let hash = TokenHash::of(token);
+    let settings = verified::settings(config);
+    let verdict = match verified::recall(Kind::Introspection, &hash, issuer.kv, &settings, now) {
+        Some(verdict) => verdict,
         None => {
             let answer = ask(issuer, client, token, now)?;
-            let fresh_until = if answer.active {
+            let until = if answer.active {
                 let exp = answer.claims.get("exp").and_then(Value::as_i64);
                 let limit = now.saturating_add(
                     i64::try_from(config.introspection_cache_seconds).unwrap_or(i64::MAX),
@@ -54,35 +53,57 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
             } else {
                 now + INACTIVE_CACHE_SECONDS
             };
-            if fresh_until > now {
-                let entry = Entry::fetched(now, fresh_until - now, 0, answer.clone());
-                cache::write(issuer.kv, &key, &entry);
-            }
-            answer
+            let verdict = judge(&answer, config, now);
+            verified::remember(
+                Kind::Introspection,
+                &hash,
+                issuer.kv,
+                settings,
+                now,
+                until,
+                verdict.clone(),
+            );
+            verdict
         }
     };
+    let caller = verdict?;
+    if caller.exp.is_some_and(|exp| exp <= now) {
+        return Err(Error::TokenInvalid("introspection: expired".into()));
+    }
+    Ok(caller.into())
+}
+
+/// What an introspection answer establishes under `config`.
+fn judge(answer: &Answer, config: &Config, now: i64) -> Verdict {
+    let invalid = |why: &str| Err(Refusal::TokenInvalid(format!("introspection: {why}")));
     if !answer.active {
-        return Err(Error::TokenInvalid("introspection: not active".into()));
+        return invalid("not active");
     }
     let claims = &answer.claims;
-    if claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .is_some_and(|exp| exp <= now)
-    {
-        return Err(Error::TokenInvalid("introspection: expired".into()));
+    let exp = claims.get("exp").and_then(Value::as_i64);
+    if exp.is_some_and(|exp| exp <= now) {
+        return invalid("expired");
     }
     if let Some(named) = claims.get("iss").and_then(Value::as_str)
         && named.trim_end_matches('/') != config.issuer.trim_end_matches('/')
     {
-        return Err(Error::TokenInvalid("introspection: another issuer".into()));
+        return invalid("another issuer");
     }
     if !audience_accepted(claims, config) {
-        return Err(Error::TokenInvalid(
-            "introspection: audience not accepted".into(),
-        ));
+        return invalid("audience not accepted");
     }
-    principal(claims, config)
+    let principal = principal(claims, config).map_err(|error| match error {
+        Error::ResourceOwnerMissing(claim) => Refusal::ResourceOwnerMissing(claim),
+        Error::TokenInvalid(why) => Refusal::TokenInvalid(why),
+        other => Refusal::TokenInvalid(format!("introspection: {other:?}")),
+    })?;
+    Ok(Verified {
+        user_id: principal.user_id,
+        resource_owner: principal.resource_owner,
+        client_id: principal.client_id,
+        exp,
+        key: None,
+    })
 }
 
 /// One introspection request.
@@ -274,6 +295,7 @@ mod tests {
 
     #[test]
     fn an_active_answer_names_the_caller_and_is_reused_until_the_cache_expires() {
+        crate::auth::forget_instance();
         let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
         let endpoint = endpoint(
             200,
@@ -311,7 +333,30 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_remembers_answers_without_the_store_and_a_fresh_one_reads_the_store() {
+        crate::auth::forget_instance();
+        let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
+        let endpoint = endpoint(
+            200,
+            r#"{"active":true,"sub":"u1","exp":5000,"urn:zitadel:iam:user:resourceowner:id":"o1"}"#,
+        );
+        let first = ask(&endpoint, &kv, &clock).unwrap();
+        // The same instance, another (empty) store: not asked again.
+        assert_eq!(ask(&endpoint, &MemoryKv::default(), &clock).unwrap(), first);
+        assert_eq!(endpoint.sent.borrow().len(), 1);
+        // A fresh instance on the store: not asked either.
+        crate::auth::forget_instance();
+        assert_eq!(ask(&endpoint, &kv, &clock).unwrap(), first);
+        assert_eq!(endpoint.sent.borrow().len(), 1);
+        // A fresh instance on an empty store asks.
+        crate::auth::forget_instance();
+        ask(&endpoint, &MemoryKv::default(), &clock).unwrap();
+        assert_eq!(endpoint.sent.borrow().len(), 2);
+    }
+
+    #[test]
     fn an_inactive_token_is_refused_and_the_refusal_kept_ten_seconds() {
+        crate::auth::forget_instance();
         let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
         let endpoint = endpoint(200, r#"{"active":false}"#);
         assert!(matches!(
@@ -331,6 +376,7 @@ mod tests {
 
     #[test]
     fn refused_credentials_name_the_variable_and_a_failing_issuer_is_unavailable() {
+        crate::auth::forget_instance();
         let (kv, clock) = (MemoryKv::default(), FixedClock::at(1000));
         let endpoint = endpoint(401, r#"{"error":"invalid_client"}"#);
         match ask(&endpoint, &kv, &clock) {

@@ -2,17 +2,19 @@
 //! audience, against a given key set.
 
 use super::audience_accepted;
+use super::keys::{Key, KeySet};
 use super::rsa;
 use crate::config::Config;
 use crate::time::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: i64 = 60;
+pub const LEEWAY_SECONDS: i64 = 60;
 
 /// Only asymmetric algorithms: an HMAC key would have to be shared with every verifier.
 fn accepted(alg: Algorithm) -> bool {
@@ -42,6 +44,28 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
         Some(declared) => declared.to_string() == format!("{alg:?}"),
     };
     kind_fits && declared_fits
+}
+
+/// The key a token with `header` must have been signed with: the one of its `kid` that fits its
+/// algorithm, or without a `kid` the only key that fits. The error string is for the log only.
+pub fn select_key(header: &Header, keys: &KeySet) -> Result<Rc<Key>, String> {
+    if !accepted(header.alg) {
+        return Err(format!("algorithm {:?} not accepted", header.alg));
+    }
+    let mut candidates: Vec<Rc<Key>> = keys
+        .candidates(header.kid.as_deref())
+        .into_iter()
+        .filter(|key| key_fits(&key.jwk, header.alg))
+        .collect();
+    // Without a `kid` the choice must be unambiguous.
+    match candidates.len() {
+        1 => candidates.pop().ok_or_else(String::new),
+        0 => Err(format!(
+            "no key for kid {:?} and {:?}",
+            header.kid, header.alg
+        )),
+        _ => Err("token has no kid and several keys fit".into()),
+    }
 }
 
 /// Checks `token`'s signature by `jwk`, a key that fits `alg` (see [`key_fits`]): RS256 and
@@ -81,39 +105,18 @@ pub fn check_signature_with_library(token: &str, alg: Algorithm, jwk: &Jwk) -> R
     }
 }
 
-/// Verifies signature, issuer, audience and validity period; returns the claims.
-/// The error string is for the log only.
+/// Verifies signature (by `jwk`, from [`select_key`]), issuer, audience and validity period;
+/// returns the claims. The error string is for the log only.
 pub fn verify(
     token: &str,
     header: &Header,
-    keys: &JwkSet,
+    jwk: &Jwk,
     config: &Config,
     now: Timestamp,
 ) -> Result<Map<String, Value>, String> {
     if !accepted(header.alg) {
         return Err(format!("algorithm {:?} not accepted", header.alg));
     }
-    let candidates: Vec<&Jwk> = keys
-        .keys
-        .iter()
-        .filter(|jwk| match (&header.kid, &jwk.common.key_id) {
-            (Some(kid), Some(key_id)) => kid == key_id,
-            (Some(_), None) => false,
-            (None, _) => true,
-        })
-        .filter(|jwk| key_fits(jwk, header.alg))
-        .collect();
-    // Without a `kid` the choice must be unambiguous.
-    let jwk = match candidates.as_slice() {
-        [jwk] => *jwk,
-        [] => {
-            return Err(format!(
-                "no key for kid {:?} and {:?}",
-                header.kid, header.alg
-            ));
-        }
-        _ => return Err("token has no kid and several keys fit".into()),
-    };
     check_signature(token, header.alg, jwk)?;
     // The signature holds, so the claims may be read; issuer, time and audience are checked
     // below, against our own settings and clock.

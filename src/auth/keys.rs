@@ -8,6 +8,11 @@
 //! right after the first fetch is still picked up. When the issuer cannot be reached, cached keys
 //! stay in use for a day past their age; with none, the answer is 503 (the caller did nothing
 //! wrong).
+//!
+//! A key set is parsed lazily: only the key a token names is read into a [`Key`] (keys of kinds
+//! this service does not know are ignored, as RFC 7517 section 5 asks). An instance that serves
+//! many requests keeps what it parsed, per document, and a fresh copy of a fetched set for its
+//! `max-age`, so it reads the store only for a `kid` it does not know or when the copy is stale.
 
 use super::cache::{self, Entry};
 use super::discovery::{self, GRACE_SECONDS};
@@ -15,8 +20,158 @@ use super::{Issuer, fetch};
 use crate::config::KeySource;
 use crate::error::Error;
 use crate::platform::Url;
-use jsonwebtoken::jwk::JwkSet;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+/// One of the issuer's keys, and its RFC 7638 thumbprint (what names it in cached verifications).
+#[derive(Debug)]
+pub struct Key {
+    pub jwk: Jwk,
+    pub thumbprint: String,
+}
+
+impl Key {
+    fn new(jwk: Jwk) -> Self {
+        let thumbprint = thumbprint(&jwk);
+        Key { jwk, thumbprint }
+    }
+}
+
+/// RFC 7638: SHA-256 over the key's required members, in lexicographic order, without spaces.
+/// Strings are written by serde_json so that any value the document held is escaped, not spliced.
+fn thumbprint(jwk: &Jwk) -> String {
+    let text = |value: &str| serde_json::Value::from(value).to_string();
+    let members = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            format!(
+                r#"{{"e":{},"kty":"RSA","n":{}}}"#,
+                text(&rsa.e),
+                text(&rsa.n)
+            )
+        }
+        AlgorithmParameters::EllipticCurve(ec) => format!(
+            r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+            serde_json::to_string(&ec.curve).unwrap_or_default(),
+            text(&ec.x),
+            text(&ec.y)
+        ),
+        AlgorithmParameters::OctetKeyPair(okp) => format!(
+            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
+            serde_json::to_string(&okp.curve).unwrap_or_default(),
+            text(&okp.x)
+        ),
+        AlgorithmParameters::OctetKey(oct) => {
+            format!(r#"{{"k":{},"kty":"oct"}}"#, text(&oct.value))
+        }
+    };
+    URL_SAFE_NO_PAD.encode(Sha256::digest(members.as_bytes()))
+}
+
+/// A key in a set as it is stored: its `kid`, and its JSON object as text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredKey {
+    kid: Option<String>,
+    json: String,
+}
+
+/// A key in a set: as stored, and the key itself once a token named it (`None` when it is not a
+/// key this service can read).
+struct Slot {
+    stored: StoredKey,
+    key: OnceCell<Option<Rc<Key>>>,
+}
+
+impl Slot {
+    fn key(&self) -> Option<Rc<Key>> {
+        self.key
+            .get_or_init(|| {
+                let jwk = serde_json::from_str::<Jwk>(&self.stored.json).ok()?;
+                Some(Rc::new(Key::new(jwk)))
+            })
+            .clone()
+    }
+}
+
+/// A JWKS document whose keys are parsed when first named.
+pub struct KeySet {
+    slots: Vec<Slot>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<Option<&str>> = self.slots.iter().map(|s| s.stored.kid.as_deref()).collect();
+        f.debug_struct("KeySet").field("kids", &kids).finish()
+    }
+}
+
+/// A JWKS document split into its keys: their `kid`s, and each key's JSON text to be parsed
+/// when a token names it.
+fn split(document: &str) -> Result<Vec<StoredKey>, String> {
+    #[derive(Deserialize)]
+    struct Document {
+        keys: Vec<serde_json::Map<String, serde_json::Value>>,
+    }
+    let document: Document = serde_json::from_str(document).map_err(|e| e.to_string())?;
+    document
+        .keys
+        .into_iter()
+        .map(|key| {
+            let kid = match key.get("kid") {
+                None => None,
+                Some(serde_json::Value::String(kid)) => Some(kid.clone()),
+                Some(_) => return Err("a key's kid is not a string".to_string()),
+            };
+            let json = serde_json::Value::Object(key).to_string();
+            Ok(StoredKey { kid, json })
+        })
+        .collect()
+}
+
+impl KeySet {
+    /// Splits a JWKS document (`{"keys":[{...}, ...]}`) into its keys, parsing none of them.
+    pub fn parse(document: &str) -> Result<KeySet, String> {
+        Ok(KeySet::from_stored(split(document)?))
+    }
+
+    fn from_stored(keys: Vec<StoredKey>) -> KeySet {
+        let slots = keys
+            .into_iter()
+            .map(|stored| Slot {
+                stored,
+                key: OnceCell::new(),
+            })
+            .collect();
+        KeySet { slots }
+    }
+
+    /// Whether a key named `kid` is in the set.
+    pub fn knows(&self, kid: &str) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| slot.stored.kid.as_deref() == Some(kid))
+    }
+
+    /// The readable keys a token naming `kid` may have been signed with: those with that `kid`,
+    /// or every key when the token names none. Only these are parsed.
+    pub fn candidates(&self, kid: Option<&str>) -> Vec<Rc<Key>> {
+        self.slots
+            .iter()
+            .filter(|slot| match (kid, slot.stored.kid.as_deref()) {
+                (Some(kid), Some(key_id)) => kid == key_id,
+                (Some(_), None) => false,
+                (None, _) => true,
+            })
+            .filter_map(Slot::key)
+            .collect()
+    }
+}
 
 /// Least time between two refetches of a key set, across instances.
 pub const REFETCH_INTERVAL_SECONDS: i64 = 30;
@@ -24,18 +179,78 @@ pub const REFETCH_INTERVAL_SECONDS: i64 = 30;
 /// A cached key set.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Cached {
-    /// The JWKS document as served: parsing it is the cheap part.
-    document: String,
+    /// The served document's keys, each still to be parsed.
+    keys: Vec<StoredKey>,
+    /// SHA-256 of the served document, hex: names its parsed form in an instance.
+    digest: String,
     /// Counts the writes of this entry; names the slot that elects the next refetch.
     generation: u64,
     /// When the last refetch was tried (the first fetch does not count).
     refetched: Option<i64>,
 }
 
+/// How many fetched key sets (one per URL) an instance keeps parsed.
+const HELD_SETS: usize = 8;
+
+/// A fetched key set as this instance parsed it, and the lifetimes of the store entry it came from.
+struct Held {
+    digest: String,
+    keys: Rc<KeySet>,
+    stored: i64,
+    fresh_until: i64,
+}
+
+thread_local! {
+    /// Fetched key sets this instance has parsed, by their store key.
+    static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
+}
+
+/// The instance's copy of the set at `key`, when it is fresh and knows `kid`.
+fn held_fresh(key: &str, now: i64, kid: Option<&str>) -> Option<Rc<KeySet>> {
+    HELD.with_borrow(|held| {
+        let held = held.get(key)?;
+        let usable = held.stored <= now
+            && now < held.fresh_until
+            && kid.is_none_or(|kid| held.keys.knows(kid));
+        usable.then(|| Rc::clone(&held.keys))
+    })
+}
+
+/// The set in `entry` (stored at `key`) as this instance holds it: its copy when it is the same
+/// document, else taken from the entry and kept.
+fn hold(key: &str, entry: &Entry<Cached>) -> Rc<KeySet> {
+    let digest = &entry.value.digest;
+    HELD.with_borrow_mut(|held| {
+        let keys = match held.get(key) {
+            Some(known) if known.digest == *digest => Rc::clone(&known.keys),
+            _ => Rc::new(KeySet::from_stored(entry.value.keys.clone())),
+        };
+        if held.len() >= HELD_SETS && !held.contains_key(key) {
+            held.clear();
+        }
+        held.insert(
+            key.to_string(),
+            Held {
+                digest: digest.clone(),
+                keys: Rc::clone(&keys),
+                stored: entry.stored,
+                fresh_until: entry.fresh_until,
+            },
+        );
+        keys
+    })
+}
+
+/// Forgets every key set this instance parsed (tests: a fresh instance).
+#[cfg(test)]
+pub fn forget_held() {
+    HELD.with_borrow_mut(HashMap::clear);
+}
+
 /// The keys to verify a token naming `kid` with.
-pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
+pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<Rc<KeySet>, Error> {
     let url = match &issuer.config.keys {
-        KeySource::Inline(keys) => return Ok(keys.clone()),
+        KeySource::Inline(keys) => return Ok(Rc::clone(keys)),
         KeySource::Fetched(Some(url)) => url.clone(),
         KeySource::Fetched(None) => {
             let named = discovery::endpoints(issuer)?.jwks_uri;
@@ -50,29 +265,28 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
     );
     let key = cache::key("jwks", &url_text);
     let now = issuer.clock.now().seconds;
+    if let Some(keys) = held_fresh(&key, now, kid) {
+        return Ok(keys);
+    }
     let cached: Option<Entry<Cached>> = cache::read(issuer.kv, &key);
-    let usable = cached
-        .filter(|entry| entry.is_usable(now))
-        .and_then(|entry| {
-            let keys = serde_json::from_str::<JwkSet>(&entry.value.document).ok()?;
-            Some((entry, keys))
-        });
+    let usable = cached.filter(|entry| entry.is_usable(now)).map(|entry| {
+        let keys = hold(&key, &entry);
+        (entry, keys)
+    });
     let Some((entry, keys)) = usable else {
         // Nothing usable cached: ask, whatever other requests do.
-        let (document, keys, max_age) = fetch_keys(issuer, &url)?;
+        let (keys, digest, max_age) = fetch_keys(issuer, &url)?;
         let cached = Cached {
-            document,
+            keys,
+            digest,
             generation: 0,
             refetched: None,
         };
-        cache::write(
-            issuer.kv,
-            &key,
-            &Entry::fetched(now, max_age, GRACE_SECONDS, cached),
-        );
-        return Ok(keys);
+        let entry = Entry::fetched(now, max_age, GRACE_SECONDS, cached);
+        cache::write(issuer.kv, &key, &entry);
+        return Ok(hold(&key, &entry));
     };
-    let knows_kid = kid.is_none_or(|kid| keys.find(kid).is_some());
+    let knows_kid = kid.is_none_or(|kid| keys.knows(kid));
     if entry.is_fresh(now) && knows_kid {
         return Ok(keys);
     }
@@ -86,17 +300,15 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
         return Ok(keys);
     }
     let generation = entry.value.generation + 1;
-    let (written, answer) = match fetch_keys(issuer, &url) {
-        Ok((document, fresh_keys, max_age)) => {
+    let written = match fetch_keys(issuer, &url) {
+        Ok((keys, digest, max_age)) => {
             let cached = Cached {
-                document,
+                keys,
+                digest,
                 generation,
                 refetched: Some(now),
             };
-            (
-                Entry::fetched(now, max_age, GRACE_SECONDS, cached),
-                fresh_keys,
-            )
+            Entry::fetched(now, max_age, GRACE_SECONDS, cached)
         }
         Err(error) => {
             crate::log::line(
@@ -108,7 +320,7 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
             let mut kept = entry;
             kept.value.generation = generation;
             kept.value.refetched = Some(now);
-            (kept, keys)
+            kept
         }
     };
     cache::write(issuer.kv, &key, &written);
@@ -116,16 +328,21 @@ pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<JwkSet, Error> {
     if let Some(old) = generation.checked_sub(2) {
         let _ = issuer.kv.delete(&slot(&key, old));
     }
-    Ok(answer)
+    Ok(hold(&key, &written))
 }
 
-fn fetch_keys(issuer: &Issuer, url: &Url) -> Result<(String, JwkSet, i64), Error> {
+/// The issuer's key set, split into its keys, its digest, and how long it may be cached.
+fn fetch_keys(issuer: &Issuer, url: &Url) -> Result<(Vec<StoredKey>, String, i64), Error> {
     let (body, max_age) = fetch::json_document(issuer.http, url, "signing keys")?;
     let document = String::from_utf8(body)
         .map_err(|_| Error::IssuerUnavailable("signing keys: not UTF-8".into()))?;
-    let keys: JwkSet = serde_json::from_str(&document)
+    let keys = split(&document)
         .map_err(|e| Error::IssuerUnavailable(format!("signing keys: not a JWKS: {e}")))?;
-    Ok((document, keys, max_age))
+    Ok((
+        keys,
+        hex::encode(Sha256::digest(document.as_bytes())),
+        max_age,
+    ))
 }
 
 fn slot(key: &str, generation: u64) -> String {
@@ -192,15 +409,16 @@ mod tests {
     fn kids(issuer: &Issuer, kid: &str) -> Result<Vec<String>, Error> {
         let keys = key_set(issuer, Some(kid))?;
         Ok(keys
-            .keys
+            .slots
             .iter()
-            .filter_map(|k| k.common.key_id.clone())
+            .filter_map(|s| s.stored.kid.clone())
             .collect())
     }
 
     /// Runs `test` with an issuer over a fresh store, a clock at 1000 s and a fake issuer
     /// serving the key "a" (or down).
     fn with_issuer(down: bool, test: impl FnOnce(&Issuer, &FakeIssuer, &FixedClock)) {
+        crate::auth::forget_instance();
         let (kv, clock, random, config) = (
             MemoryKv::default(),
             FixedClock::at(1000),

@@ -2,6 +2,8 @@
 //! keys (inline, or discovered and cached in the key-value store), opaque tokens (ZITADEL's
 //! default) through RFC 7662 introspection, and optionally JWTs introspected too so that revoked
 //! ones are refused. Names the user (subject) and the user's organisation (resource owner).
+//! What a check establishes is remembered for the token (`verified.rs`), so a token is checked
+//! once, not on every request.
 
 mod cache;
 mod discovery;
@@ -12,6 +14,9 @@ mod keys;
 #[cfg(test)]
 mod proptests;
 mod rsa;
+#[cfg(test)]
+mod tests;
+mod verified;
 
 // The signature step alone, for `bench/verify` (re-exported, hidden, at the crate root).
 pub use jwt::{check_signature, check_signature_with_library};
@@ -21,6 +26,9 @@ use crate::error::Error;
 use crate::platform::{Clock, Http, Random};
 use crate::store::KeyValue;
 use serde_json::{Map, Value};
+use verified::{Kind, TokenHash, Verified};
+
+pub(crate) use keys::KeySet;
 
 /// The authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,19 +61,76 @@ pub fn authenticate(header: Option<&str>, issuer: &Issuer) -> Result<Principal, 
     };
     match jsonwebtoken::decode_header(token) {
         Ok(header) => {
-            let keys = keys::key_set(issuer, header.kid.as_deref())?;
-            let now = issuer.clock.now();
-            let claims = jwt::verify(token, &header, &keys, issuer.config, now)
-                .map_err(Error::TokenInvalid)?;
-            let principal = principal(&claims, issuer.config)?;
+            let verified = verify_jwt(issuer, token, &header)?;
             if issuer.config.check_revocation {
                 introspection::introspect(issuer, token)?;
             }
-            Ok(principal)
+            Ok(verified.into())
         }
         // Not a JWT: only the issuer can say what it is.
         Err(_) => introspection::introspect(issuer, token),
     }
+}
+
+/// Checks a JWT: remembered, while the key it names is the one that verified it; else verified
+/// now and remembered.
+fn verify_jwt(
+    issuer: &Issuer,
+    token: &str,
+    header: &jsonwebtoken::Header,
+) -> Result<Verified, Error> {
+    let config = issuer.config;
+    let keys = keys::key_set(issuer, header.kid.as_deref())?;
+    let key = jwt::select_key(header, &keys).map_err(Error::TokenInvalid)?;
+    let now = issuer.clock.now();
+    let hash = TokenHash::of(token);
+    let settings = verified::settings(config);
+    let recalled = verified::recall(Kind::Signature, &hash, issuer.kv, &settings, now.seconds)
+        .and_then(Result::ok)
+        .filter(|known| known.key.as_deref() == Some(key.thumbprint.as_str()));
+    if let Some(known) = recalled {
+        if verified::jwt_expired(known.exp, now.seconds) {
+            return Err(Error::TokenInvalid("expired".into()));
+        }
+        return Ok(known);
+    }
+    #[cfg(test)]
+    tests::count_signature_check();
+    let claims = jwt::verify(token, header, &key.jwk, config, now).map_err(Error::TokenInvalid)?;
+    let principal = principal(&claims, config)?;
+    // `verify` made sure there is a finite `exp`; fractions of a second are dropped.
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .map(|exp| exp.floor() as i64);
+    let known = Verified {
+        user_id: principal.user_id,
+        resource_owner: principal.resource_owner,
+        client_id: principal.client_id,
+        exp,
+        key: Some(key.thumbprint.clone()),
+    };
+    if let Some(exp) = exp {
+        let until = verified::jwt_until(exp, now.seconds);
+        verified::remember(
+            Kind::Signature,
+            &hash,
+            issuer.kv,
+            settings,
+            now.seconds,
+            until,
+            Ok(known.clone()),
+        );
+    }
+    Ok(known)
+}
+
+/// Forgets everything this instance keeps between requests (tests: a fresh instance).
+#[cfg(test)]
+pub fn forget_instance() {
+    verified::forget_instance();
+    keys::forget_held();
+    crate::config::forget_parsed();
 }
 
 /// The caller named by verified claims (a JWT's, or an introspection answer's).
