@@ -12,9 +12,11 @@ use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocat
 use wasmtime_wasi::HostWallClock;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::admin::Ops;
 use crate::instances::{self, InstancePool, ReuseSettings};
 use crate::keyvalue::{Backend, KeyValueCtx, MemoryBackend};
 use crate::limits::{self, GuestLimits};
+use crate::metrics::{MeteredBackend, MeteredSms, Metrics};
 use crate::server::{GuestTasks, Host, linker};
 use crate::sms::{LogSms, SmsSender};
 
@@ -54,6 +56,7 @@ pub struct HostBuilder {
     max_instance_reuse_count: u32,
     max_idle_instances: usize,
     idle_instance_timeout: Duration,
+    admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl HostBuilder {
@@ -79,6 +82,7 @@ impl HostBuilder {
             max_instance_reuse_count: instances::DEFAULT_MAX_REUSE,
             max_idle_instances: instances::DEFAULT_MAX_IDLE,
             idle_instance_timeout: instances::DEFAULT_IDLE_TIMEOUT,
+            admin_listen: None,
         }
     }
 
@@ -202,6 +206,15 @@ impl HostBuilder {
         self
     }
 
+    /// Serves the operator's endpoints on `addr` while the host serves (off by default):
+    /// `GET /healthz`, `GET /readyz` (the store answers a read, the host is not stopping) and
+    /// `GET /metrics` (Prometheus). The address is bound by [`build`](Self::build) (port 0: a
+    /// free port, see [`Host::admin_addr`]).
+    pub fn admin_listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.admin_listen = Some(addr);
+        self
+    }
+
     /// Compiles the component and links every import it needs.
     pub fn build(self) -> anyhow::Result<Host> {
         anyhow::ensure!(
@@ -233,7 +246,9 @@ impl HostBuilder {
                 Ok(cache) => {
                     config.cache(Some(cache));
                 }
-                Err(err) => eprintln!("host: compilation cache disabled: {err}"),
+                Err(err) => {
+                    tracing::warn!(message = "compilation cache disabled", error = %err);
+                }
             }
         }
         let engine = Engine::new(&config)?;
@@ -247,16 +262,36 @@ impl HostBuilder {
             .map_err(anyhow::Error::from)
             .context("the component is not a wasi:http proxy")?;
 
+        let metrics = Arc::new(Metrics::new());
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
+        let probed = self
+            .stores
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".to_owned());
+        let ops = Ops::new(
+            Arc::clone(&metrics),
+            Arc::clone(&backend),
+            probed,
+            self.admin_listen,
+        )?;
+        let sms = self.sms.unwrap_or_else(|| Arc::new(LogSms::new()));
         Ok(Host {
             pre,
             env: self.env.into(),
             keyvalue: KeyValueCtx {
-                backend: self
-                    .backend
-                    .unwrap_or_else(|| Arc::new(MemoryBackend::new())),
+                backend: Arc::new(MeteredBackend {
+                    inner: backend,
+                    metrics: Arc::clone(&metrics),
+                }),
                 stores: self.stores.into(),
             },
-            sms: self.sms.unwrap_or_else(|| Arc::new(LogSms::new())),
+            sms: Arc::new(MeteredSms {
+                inner: sms,
+                metrics,
+            }),
             tasks: GuestTasks::default(),
             limits: GuestLimits {
                 request_timeout: self.request_timeout,
@@ -270,6 +305,7 @@ impl HostBuilder {
                 max_idle: self.max_idle_instances,
                 idle_timeout: self.idle_instance_timeout,
             })),
+            ops,
         })
     }
 }

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod answers;
 mod bindings;
 mod builder;
@@ -31,6 +32,7 @@ pub mod embed;
 mod instances;
 pub mod keyvalue;
 mod limits;
+mod metrics;
 pub mod preinit;
 pub mod server;
 pub mod sms;

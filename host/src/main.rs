@@ -15,6 +15,7 @@ use set_my_phone_host::keyvalue::{Backend, MemoryBackend, RedbBackend, RedisBack
 use set_my_phone_host::sms::LogSms;
 
 mod dev;
+mod logs;
 
 /// The store used without `--store`.
 const DEFAULT_STORE: &str = "redb:data/set-my-phone.redb";
@@ -185,6 +186,13 @@ struct Options {
     /// With --dev: also writes the token to this file.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// Where to serve /healthz, /readyz and /metrics for operators (off without it).
+    ///
+    /// Serves, apart from the API: GET /healthz (200 while the process runs), GET /readyz (200
+    /// when the store answers a read within 800 ms and the host is not stopping, else 503 with
+    /// the reason) and GET /metrics (Prometheus). Off by default; port 0: a free port.
+    #[arg(long = "admin-listen", value_name = "ADDR", value_parser = parse_listen)]
+    admin_listen: Option<SocketAddr>,
 }
 
 impl Cli {
@@ -244,8 +252,10 @@ impl StoreUrl {
             Self::Redis(url) => {
                 let backend = RedisBackend::connect(url)?;
                 if let Err(err) = backend.ping().await {
-                    eprintln!(
-                        "warning: {url} does not answer yet ({err}); requests answer 503 until it does"
+                    tracing::warn!(
+                        message = "the store does not answer yet; requests answer 503 until it does",
+                        store = %self,
+                        error = %err
                     );
                 }
                 Arc::new(backend)
@@ -259,8 +269,22 @@ impl std::fmt::Display for StoreUrl {
         match self {
             Self::Memory => f.write_str("memory (lost when the host stops)"),
             Self::Redb(path) => write!(f, "redb file {}", path.display()),
-            Self::Redis(url) => write!(f, "Redis {url}"),
+            Self::Redis(url) => write!(f, "Redis {}", without_password(url)),
         }
+    }
+}
+
+/// `url` with the password of its user part (`redis://user:password@host`) masked.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -389,7 +413,11 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     {
         stores.push(label.clone());
     }
-    let host = HostBuilder::new(&options.wasm)
+    let mut builder = HostBuilder::new(&options.wasm);
+    if let Some(addr) = options.admin_listen {
+        builder = builder.admin_listen(addr);
+    }
+    let host = builder
         .envs(env)
         .stores(stores)
         .backend(backend)
@@ -399,12 +427,16 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .max_instance_reuse_count(options.max_instance_reuse_count)
         .idle_instance_timeout(options.idle_instance_timeout)
         .build()?;
-    eprintln!(
-        "serving {} on {base_url} (store: {}; each request: {:?} to answer, {} MiB of memory)",
-        options.wasm.display(),
-        options.store,
-        options.request_timeout,
-        options.max_memory >> 20
+    let admin_url = host.admin_addr().map(|addr| format!("http://{addr}"));
+    tracing::info!(
+        message = "serving",
+        url = base_url.as_str(),
+        admin_url = admin_url.as_deref(),
+        wasm = %options.wasm.display(),
+        store = %options.store,
+        request_timeout_secs = options.request_timeout.as_secs_f64(),
+        max_memory_mib = options.max_memory >> 20,
+        max_instance_reuse_count = options.max_instance_reuse_count,
     );
     if let Some(token) = &dev_token {
         eprintln!("{}", dev::instructions(&base_url, token));
@@ -412,12 +444,12 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let host = Arc::new(host);
     let stop = async {
         stop_signal().await;
-        eprintln!("stopping: no new connections; finishing requests in flight");
+        tracing::info!(message = "stopping: no new connections; finishing requests in flight");
     };
     Arc::clone(&host).serve(listener, stop).await?;
     // Work after the responses (SMS delivery) ends within the guest time limit.
     host.idle().await;
-    eprintln!("stopped");
+    tracing::info!(message = "stopped");
     Ok(())
 }
 
@@ -425,7 +457,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
 async fn stop_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
-            eprintln!("cannot wait for Ctrl-C ({err})");
+            tracing::error!(message = "cannot wait for Ctrl-C", error = %err);
             std::future::pending::<()>().await;
         }
     };
@@ -437,7 +469,7 @@ async fn stop_signal() {
                 term.recv().await;
             }
             Err(err) => {
-                eprintln!("cannot wait for SIGTERM ({err})");
+                tracing::error!(message = "cannot wait for SIGTERM", error = %err);
                 std::future::pending::<()>().await;
             }
         }
@@ -478,7 +510,12 @@ async fn main() -> ExitCode {
         }
     };
     let options = match cli.command {
-        Command::Serve(options) => options,
+        Command::Serve(options) => {
+            // The host's own logs become JSON lines (`logs.rs`); what `dev-identity` prints,
+            // `--dev`'s instructions, the SMS of `LogSms` and start-up errors stay plain text.
+            logs::init();
+            options
+        }
         Command::DevIdentity {
             issuer,
             users,
@@ -535,6 +572,35 @@ mod tests {
         for passed in PASSED_NAMES {
             assert!(SERVE_AFTER_HELP.contains(passed), "{passed}");
         }
+    }
+
+    #[test]
+    fn logged_store_urls_hold_no_password() {
+        assert_eq!(
+            without_password("redis://:s3cret@10.0.0.1:6379/2"),
+            "redis://:***@10.0.0.1:6379/2"
+        );
+        assert_eq!(
+            without_password("redis://app:s3cret@redis:6379"),
+            "redis://app:***@redis:6379"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let shown = StoreUrl::Redis("redis://:s3cret@h:1".into()).to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn the_admin_listener_is_off_unless_asked() {
+        assert_eq!(serve_options("serve --wasm x.wasm").admin_listen, None);
+        let options = serve_options("serve --wasm x.wasm --admin-listen 127.0.0.1:9090");
+        assert_eq!(
+            options.admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        assert!(parse("serve --wasm x.wasm --admin-listen localhost:9090").is_err());
     }
 
     #[test]

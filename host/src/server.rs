@@ -1,8 +1,8 @@
 //! The HTTP server: compiles the core once, then runs every request on a warm instance or a new one.
 //!
 //! Instances are reused serially (`instances.rs`, like `wasmtime serve --max-instance-reuse-count`):
-//! one request at a time, and only after a call that ended well and left no resource behind; each
-//! request gets its own HTTP context, deadlines and resource table entries. New instances come
+//! one request at a time, and only after a call that ended well and left no wasi:http resource behind;
+//! each request gets its own HTTP context, deadlines and resources. New instances come
 //! from wasmtime's pooling allocator (on by default): memories, tables and stacks of dropped
 //! instances are reused instead of mapped anew. Shutdown is graceful: the listener closes, open
 //! connections finish their requests, then [`Host::serve`] returns.
@@ -58,6 +58,8 @@ pub struct Host {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) wall_clock: Option<SharedWallClock>,
     pub(crate) instances: Arc<InstancePool<Instance>>,
+    /// Metrics, readiness and the admin listener (`admin.rs`).
+    pub(crate) ops: crate::admin::Ops,
 }
 
 /// A store with its instance of the component, kept between requests.
@@ -68,18 +70,43 @@ pub(crate) struct Instance {
 
 impl Instance {
     /// Why this instance, whose call ended well, must not serve again, if it must not: it was
-    /// refused memory, or its resource table still holds something (a resource of its request,
-    /// or one it kept), which the next request must not see.
-    fn unfit(&self) -> Option<DropReason> {
-        let state = self.store.data();
+    /// refused memory, or it still holds a wasi:http resource (part of its request or response:
+    /// an unfinished body would keep its client waiting, and the next request must not find it).
+    /// Other resources, such as the stdout and stderr streams wasi-libc opens once and keeps, may
+    /// stay.
+    fn unfit(&mut self) -> Option<DropReason> {
+        let state = self.store.data_mut();
         if state.memory.exceeded() {
             Some(DropReason::Memory)
-        } else if !state.table.is_empty() {
+        } else if holds_http_resources(&mut state.table) {
             Some(DropReason::ResourcesLeft)
         } else {
             None
         }
     }
+}
+
+/// Whether `table` holds a resource of wasi:http (requests, responses, bodies, their futures).
+fn holds_http_resources(table: &mut ResourceTable) -> bool {
+    use wasmtime_wasi_http::p2::body::{
+        HostFutureTrailers, HostIncomingBody, HostIncomingBodyStream, HostOutgoingBody,
+    };
+    use wasmtime_wasi_http::p2::types::{
+        HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse, HostOutgoingRequest,
+        HostOutgoingResponse, HostResponseOutparam,
+    };
+    table.iter_mut().any(|entry| {
+        entry.is::<HostIncomingRequest>()
+            || entry.is::<HostResponseOutparam>()
+            || entry.is::<HostIncomingBody>()
+            || entry.is::<HostIncomingBodyStream>()
+            || entry.is::<HostFutureTrailers>()
+            || entry.is::<HostOutgoingResponse>()
+            || entry.is::<HostOutgoingBody>()
+            || entry.is::<HostOutgoingRequest>()
+            || entry.is::<HostIncomingResponse>()
+            || entry.is::<HostFutureIncomingResponse>()
+    })
 }
 
 /// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
@@ -148,6 +175,7 @@ impl Host {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let admin = self.ops.start(&self)?;
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -160,13 +188,14 @@ impl Host {
                         let watched = graceful.watch(connection);
                         connections.spawn(async move {
                             if let Err(err) = watched.await {
-                                eprintln!("host: connection from {peer}: {err}");
+                                // Clients hanging up mid-request are routine.
+                                tracing::debug!(message = "connection failed", %peer, error = %err);
                             }
                         });
                     }
                     Err(err) => {
                         // Usually out of file descriptors: back off instead of spinning.
-                        eprintln!("host: accept failed: {err}");
+                        tracing::warn!(message = "accept failed", error = %err);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -174,16 +203,20 @@ impl Host {
             }
         }
         drop(listener);
+        self.ops.stopping();
         if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown())
             .await
             .is_err()
         {
-            eprintln!(
-                "host: connections still open after {:?}; closing them",
-                self.shutdown_timeout
+            tracing::warn!(
+                message = "connections still open at the shutdown limit; closing them",
+                limit_secs = self.shutdown_timeout.as_secs_f64()
             );
         }
         connections.shutdown().await;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
         Ok(())
     }
 
@@ -195,7 +228,7 @@ impl Host {
     ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static
     {
         if let Err(err) = stream.set_nodelay(true) {
-            eprintln!("host: connection from {peer}: cannot disable Nagle: {err}");
+            tracing::debug!(message = "cannot disable Nagle", %peer, error = %err);
         }
         let service = hyper::service::service_fn(move |request| {
             let host = Arc::clone(&self);
@@ -249,6 +282,17 @@ impl Host {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // Counted (metrics.rs) once its status goes out, or as cancelled if dropped before.
+        let observation = self.ops.metrics.observe(&request);
+        observation.answered(self.answer(request).await)
+    }
+
+    /// [`Host::handle`] without the metrics.
+    async fn answer<B>(&self, request: Request<B>) -> Response<HyperOutgoingBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let request = request.map(|body| body.map_err(body_error));
         let format = ErrorFormat::of(&request);
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
@@ -274,7 +318,7 @@ impl Host {
         let (request, response) = match resources {
             Ok(resources) => resources,
             Err(err) => {
-                eprintln!("host: cannot hand the request to the guest: {err:?}");
+                tracing::error!(message = "cannot hand the request to the guest", error = ?err);
                 if let Some(proxy) = warm_proxy {
                     self.instances
                         .discard(Instance { store, proxy }, DropReason::Error);
@@ -314,7 +358,7 @@ impl Host {
             };
             let failure = match ended {
                 Some(Ok(proxy)) => {
-                    let instance = Instance { store, proxy };
+                    let mut instance = Instance { store, proxy };
                     match instance.unfit() {
                         Some(reason) => instances.discard(instance, reason),
                         None => instances.give_back(Warm {
@@ -326,11 +370,18 @@ impl Host {
                 }
                 Some(Err(err)) => {
                     let failure = Failure::of(&err, store.data().memory.exceeded());
-                    eprintln!("host: guest stopped ({}): {err:?}", failure.describe());
+                    tracing::warn!(
+                        message = "guest stopped",
+                        failure = failure.describe(),
+                        error = ?err
+                    );
                     failure
                 }
                 None => {
-                    eprintln!("host: guest stopped (deadline passed while it waited on the host)");
+                    tracing::warn!(
+                        message = "guest stopped",
+                        failure = "deadline passed while it waited on the host"
+                    );
                     Failure::Deadline
                 }
             };
@@ -350,13 +401,13 @@ impl Host {
             }
             Ok(Ok(Err(code))) => {
                 deadlines.answered();
-                eprintln!("host: guest answered with error {code:?}");
+                tracing::warn!(message = "guest answered with an error", error = ?code);
                 format.failure(Failure::Other, &self.limits)
             }
             // The guest ended (or dropped the outparam) without a response.
             Ok(Err(_)) => {
                 let failure = deadlines.failure().unwrap_or_else(|| {
-                    eprintln!("host: guest gave no response");
+                    tracing::warn!(message = "guest gave no response");
                     Failure::Other
                 });
                 format.failure(failure, &self.limits)

@@ -287,14 +287,14 @@ impl HostProcess {
             .expect("start the host");
         let stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let mut lines = stderr.lines();
-        // "serving PATH on http://ADDR (...)" once it listens; waits end with the process.
+        // The log line `{…,"msg":"serving","url":"http://ADDR",…}` once it listens; waits
+        // end with the process.
         let url = lines
             .by_ref()
             .map_while(Result::ok)
             .find_map(|line| {
-                let (_, after) = line.split_once(" on http://")?;
-                let addr = after.split_whitespace().next()?;
-                Some(format!("http://{addr}"))
+                let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+                (event["msg"] == "serving").then(|| event["url"].as_str().map(str::to_owned))?
             })
             .expect("the host says where it serves");
         // Keep draining stderr so that the host never blocks on a full pipe.

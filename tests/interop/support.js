@@ -159,7 +159,8 @@ async function startHost(env) {
     env,
   );
   try {
-    const [, url] = await server.waitFor(/^serving .* on (http:\/\/127\.0\.0\.1:\d+)/m);
+    // The host's JSON log line {…,"msg":"serving","url":"http://127.0.0.1:PORT",…}.
+    const [, url] = await server.waitFor(/"msg":"serving","url":"(http:\/\/127\.0\.0\.1:\d+)"/);
     server.url = url;
     return server;
   } catch (error) {

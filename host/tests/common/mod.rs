@@ -165,6 +165,8 @@ pub struct HostProcess {
     pub child: Child,
     /// The base URL it serves, `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The admin listener's base URL, when started with `--admin-listen`.
+    pub admin_url: Option<String>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -198,14 +200,13 @@ impl HostProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("serving ")
-                    && let Some(start) = line.find("http://")
+                // The host's log line `{"time":…,"level":"info","msg":"serving","url":…,…}`.
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["msg"] == "serving"
+                    && let Some(url) = event["url"].as_str()
                 {
-                    let url: String = line[start..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = url_tx.send(url);
+                    let admin_url = event["admin_url"].as_str().map(str::to_owned);
+                    let _ = url_tx.send((url.to_owned(), admin_url));
                 }
                 let mut log = log.lock().unwrap();
                 log.push_str(&line);
@@ -216,7 +217,14 @@ impl HostProcess {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             match url_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(url) => return Self { child, url, stderr },
+                Ok((url, admin_url)) => {
+                    return Self {
+                        child,
+                        url,
+                        admin_url,
+                        stderr,
+                    };
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = wait_with_limit(&mut child, Duration::from_secs(5));
