@@ -3,8 +3,9 @@
 //! A request takes the most recently returned idle instance, or the server makes a new one. Once
 //! the guest's `handle` call has returned (its work after the answer included), the server gives
 //! the instance back, unless it failed (trap, deadline, memory cap, a call cut off mid-way) or kept
-//! resources of its request; the pool then keeps it unless it has served its share of requests or
-//! the pool is full. Idle instances are dropped after the idle timeout, so their memory is returned.
+//! a wasi:http resource of its request; the pool then keeps it unless it has served its share of
+//! requests or the pool is full. Idle instances are dropped after the idle timeout, so their memory
+//! is returned.
 //!
 //! [`ReuseStats`] counts what happens to instances, for the log and metrics.
 
@@ -54,7 +55,8 @@ pub enum DropReason {
     Memory,
     /// Its call failed otherwise (a host call's error, or the request could not be handed to it).
     Error,
-    /// It still held resources (a request's, or any other) after its call returned.
+    /// It still held a wasi:http resource (part of its request or response) after its call
+    /// returned.
     ResourcesLeft,
 }
 
