@@ -11,7 +11,9 @@ const protoLoader = require('@grpc/proto-loader');
 const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
 
-const packageDefinition = protoLoader.loadSync(path.join(support.ROOT, 'proto', 'phone.proto'), {
+const packageDefinition = protoLoader.loadSync('phone.proto', {
+  // Imports (zitadel/change/v1/change.proto, ...) resolve against proto/, as protox does.
+  includeDirs: [path.join(support.ROOT, 'proto')],
   longs: String,
   enums: String,
   defaults: true,

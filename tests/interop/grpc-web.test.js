@@ -13,7 +13,9 @@ const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
 
 const SERVICE = 'zitadel.auth.v1.AuthService';
-const packageDefinition = protoLoader.loadSync(path.join(support.ROOT, 'proto', 'phone.proto'), {
+const packageDefinition = protoLoader.loadSync('phone.proto', {
+  // Imports (zitadel/change/v1/change.proto, ...) resolve against proto/, as protox does.
+  includeDirs: [path.join(support.ROOT, 'proto')],
   longs: String,
   enums: String,
   defaults: true,
