@@ -354,7 +354,6 @@ fn ipv4(group: &str) -> bool {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should stop loudly")]
 mod tests {
     use super::*;
     use crate::test_support::CountingRandom;

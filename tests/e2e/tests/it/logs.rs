@@ -226,7 +226,7 @@ fn scan(lines: &[String], forbidden: &[(String, &str)]) -> Vec<Map<String, Value
         .collect()
 }
 
-fn requests<'l>(lines: &'l [Map<String, Value>]) -> Vec<&'l Map<String, Value>> {
+fn requests(lines: &[Map<String, Value>]) -> Vec<&Map<String, Value>> {
     lines.iter().filter(|l| l["msg"] == "request").collect()
 }
 
