@@ -10,7 +10,7 @@ use create::claim_key;
 
 use crate::error::Error;
 use crate::platform::{Clock, Random};
-use crate::record::{AppliedOperation, UserRecord};
+use crate::record::{AppliedOperation, RecordHead, UserRecord};
 use std::time::Duration;
 
 /// Attempts before an update gives up with `Error::TooMuchContention`.
@@ -86,6 +86,15 @@ impl Updater<'_> {
     pub fn read(&self, key: &str) -> Result<Option<UserRecord>, Error> {
         let bytes = self.kv.get(key).map_err(|e| Error::StoreUnavailable(e.0))?;
         bytes.as_deref().map(decode).transpose()
+    }
+
+    /// Reads only the head of the record at `key` (see [`RecordHead`]).
+    pub fn read_head(&self, key: &str) -> Result<Option<RecordHead>, Error> {
+        let bytes = self.kv.get(key).map_err(|e| Error::StoreUnavailable(e.0))?;
+        bytes
+            .as_deref()
+            .map(|bytes| RecordHead::from_bytes(bytes).map_err(Error::CorruptRecord))
+            .transpose()
     }
 
     /// Applies `change` to the record at `key` atomically, at most once, under operation `op_id`.
