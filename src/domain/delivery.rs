@@ -52,7 +52,10 @@ impl SmsJob {
             log::line(
                 Level::Warn,
                 "SMS not delivered",
-                &[("reason", Value::from(log::scrub(reason, &[&self.message.code])))],
+                &[(
+                    "reason",
+                    Value::from(log::scrub(reason, &[&self.message.code])),
+                )],
             );
         }
         // The sequence of the code this outcome is about, found while filing it.
