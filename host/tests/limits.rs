@@ -10,12 +10,13 @@
     reason = "test helpers fail the test loudly on anything unexpected"
 )]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::misbehave_wasm;
 use futures::StreamExt as _;
 use serde_json::Value;
 use set_my_phone_host::{HostBuilder, RunningHost};
@@ -29,33 +30,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Bound on any wait that should take far less: a hung host, not a slow one.
 const HANG: Duration = Duration::from_secs(120);
-
-/// The misbehaving component, built on first use.
-fn misbehave_wasm() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let host = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = host.join("../target/misbehave");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(host.join("tests/misbehave/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building tests/misbehave failed");
-        let wasm = target_dir.join("wasm32-wasip2/release/set_my_phone_misbehave.wasm");
-        assert!(wasm.is_file(), "{} is missing", wasm.display());
-        wasm
-    })
-}
 
 async fn start(max_memory: usize) -> RunningHost {
     HostBuilder::new(misbehave_wasm())

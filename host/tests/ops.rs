@@ -10,9 +10,6 @@
 )]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +20,7 @@ use set_my_phone_host::sms::{RecordingSms, SmsReply};
 
 mod common;
 
-use common::{HostProcess, Issuer, PHONE_URL, Scratch, get_phone, put_phone};
+use common::{HostProcess, Issuer, PHONE_URL, RedisServer, Scratch, get_phone, put_phone};
 
 /// How long a condition that depends on the machine's speed may take to hold.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -523,77 +520,6 @@ async fn the_binary_serves_probes_and_metrics_that_count_every_request() {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A `redis-server` on 127.0.0.1 saving nothing; killed on drop.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Self {
-        let mut redis = Self {
-            child: None,
-            port: free_port(),
-            dir: dir.to_owned(),
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (Debian: apt-get install -y redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let ping = redis::Client::open(self.url())
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
-                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
-            if ping.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Polls `/readyz` until it answers `status`, at most [`PATIENCE`]; answers its body.
 async fn readyz_until(client: &reqwest::Client, admin: &str, status: u16) -> String {
     let deadline = Instant::now() + PATIENCE;
@@ -613,7 +539,7 @@ async fn readyz_until(client: &reqwest::Client, admin: &str, status: u16) -> Str
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_fails_while_redis_is_down_and_passes_when_it_returns() {
     let scratch = Scratch::new("readyz");
-    let mut redis = Redis::start(&scratch.dir);
+    let mut redis = RedisServer::start(&scratch.dir, false);
     let issuer = Issuer::new();
     let host = start_host(&["--store", &redis.url()], &issuer.env());
     let admin = host.admin_url.clone().expect("admin URL");
@@ -631,7 +557,7 @@ async fn readyz_fails_while_redis_is_down_and_passes_when_it_returns() {
         PATIENCE,
     );
 
-    redis.spawn();
+    redis.restart();
     assert_eq!(readyz_until(&client, &admin, 200).await, "ready\n");
 }
 

@@ -14,38 +14,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Issuer, PHONE_URL, get_phone, put_phone};
+use common::{Issuer, PHONE_URL, get_phone, misbehave_wasm, put_phone};
 use set_my_phone_host::keyvalue::MemoryBackend;
 use set_my_phone_host::sms::RecordingSms;
 use set_my_phone_host::{DropReason, HostBuilder, InstanceStats, RunningHost};
 
 /// Bound on any wait that should take far less: a hung host, not a slow one.
 const HANG: Duration = Duration::from_secs(120);
-
-/// The misbehaving component, built on first use.
-fn misbehave_wasm() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let host = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = host.join("../target/misbehave");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .arg("--manifest-path")
-            .arg(host.join("tests/misbehave/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "building tests/misbehave failed");
-        target_dir.join("wasm32-wasip2/release/set_my_phone_misbehave.wasm")
-    })
-}
 
 /// The core on a memory store, trusting `issuer`, reusing each instance for up to `reuse`
 /// requests.
