@@ -546,6 +546,14 @@ mod tests {
         assert_eq!(line["http_status"], 401);
         assert_eq!(line["grpc_code"], 16);
         assert_eq!(line["level"], "info");
+        // Why the token was refused is for operators: a warning, not an error.
+        let failed: Vec<_> = lines
+            .iter()
+            .filter(|l| l["msg"] == "request failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "{lines:?}");
+        assert_eq!(failed[0]["level"], "warn");
+        assert_eq!(failed[0]["request_id"], "client-id-1");
         for line in &lines {
             let text = Value::Object(line.clone()).to_string();
             assert!(

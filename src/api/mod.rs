@@ -129,14 +129,20 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     reply
 }
 
-/// Notes an error answer for the request's log line, and logs a server-side problem's detail
-/// (scrubbed of anything that could be a number or a secret); client errors are not detailed.
+/// Notes an error answer for the request's log line, and logs the detail the client is not told
+/// (scrubbed of anything that could be a number or a secret): a server-side problem as an error,
+/// why a token was refused as a warning (the caller's fault, but operators need the reason).
 fn log(error: &Error) {
     let status = error.status();
     crate::log::failed(status.code as i32, status.http_status);
     if let Some(detail) = error.log_detail() {
+        let level = if status.http_status >= 500 {
+            crate::log::Level::Error
+        } else {
+            crate::log::Level::Warn
+        };
         crate::log::line(
-            crate::log::Level::Error,
+            level,
             "request failed",
             &[("error", crate::log::scrub(&detail, &[]).into())],
         );
