@@ -1,6 +1,7 @@
 //! `set-my-phone-host serve`: serves the core on an embedded file store (or Redis, or memory), with
-//! SMS printed to stderr; stops gracefully on SIGTERM or Ctrl-C. `dev-identity` prints a throwaway
-//! identity for other hosts. The command line is clap's; `--help` documents it.
+//! SMS printed to stderr with `--print-sms` or `--dev` (otherwise the core alone cannot deliver); stops
+//! gracefully on SIGTERM or Ctrl-C. `dev-identity` prints a throwaway identity for other hosts. The
+//! command line is clap's; `--help` documents it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, Parser, Subcommand};
 use set_my_phone_host::HostBuilder;
 use set_my_phone_host::keyvalue::{Backend, MemoryBackend, RedbBackend, RedisBackend};
-use set_my_phone_host::sms::LogSms;
+use set_my_phone_host::sms::{LogSms, NoSms};
 
 mod dev;
 mod logs;
@@ -57,7 +58,7 @@ enum Command {
     /// Serves the set-my-phone component over HTTP/1.1 and h2c.
     ///
     /// Serves the set-my-phone component over HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on
-    /// one port. SMS, codes included, are printed to stderr.
+    /// one port. With --print-sms or --dev, SMS (codes included) are printed to stderr.
     #[command(after_help = SERVE_AFTER_HELP)]
     Serve(Options),
     /// Prints `export` lines of a throwaway identity, for hosts such as `wasmtime serve`.
@@ -183,6 +184,14 @@ struct Options {
     /// earlier run stop working after a restart. Never use it in production.
     #[arg(long)]
     dev: bool,
+    /// Prints each SMS, number and code included, to stderr instead of delivering it (local runs).
+    ///
+    /// For the core alone (which imports the SMS interface from the host): each message is printed
+    /// to stderr as `sms #N to NUMBER (...): code CODE: TEXT` and counts as delivered. Implied by
+    /// --dev. Without either, the core alone cannot deliver codes and each delivery fails with a
+    /// reason that says so; the composed artifacts deliver through their own provider.
+    #[arg(long)]
+    print_sms: bool,
     /// With --dev: also writes the token to this file.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -421,7 +430,11 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .envs(env)
         .stores(stores)
         .backend(backend)
-        .sms(Arc::new(LogSms::new()))
+        .sms(if options.dev || options.print_sms {
+            Arc::new(LogSms::new())
+        } else {
+            Arc::new(NoSms)
+        })
         .request_timeout(options.request_timeout)
         .max_memory(options.max_memory)
         .max_instance_reuse_count(options.max_instance_reuse_count)

@@ -226,6 +226,22 @@ impl SmsSender for LogSms {
     }
 }
 
+/// The binary's sender when nothing can deliver: the core alone, without `--print-sms` or
+/// `--dev`. Every delivery fails permanently with a reason that says what to do, so a
+/// production host never writes codes and numbers to its logs.
+#[derive(Debug, Default)]
+pub struct NoSms;
+
+pub(crate) const NO_SMS_REASON: &str = "no SMS provider: serve the composed artifact \
+     (set-my-phone.wasm with SMS_PROVIDER) or, for local runs, pass --print-sms";
+
+#[async_trait::async_trait]
+impl SmsSender for NoSms {
+    async fn send(&self, _message: SmsMessage) -> Result<String, SendError> {
+        Err(SendError::Permanent(NO_SMS_REASON.into()))
+    }
+}
+
 /// Selects [`SmsView`] as what the SMS bindings see of the store's data.
 pub(crate) struct Sms;
 

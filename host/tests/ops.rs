@@ -479,16 +479,20 @@ async fn the_binary_serves_probes_and_metrics_that_count_every_request() {
     assert_eq!(after.value("set_my_phone_requests_in_flight{}"), 0.0);
 
     // A PUT sends its SMS after the answer: its outcome is counted once the sender answered.
+    // Without --print-sms the core alone has nothing to deliver through: a permanent failure
+    // that says so, and no code in the logs.
     let phone = "+41 71 000 00 11";
     assert_eq!(put_phone(&client, &url, &token, phone).await.status, 200);
     let sent = scrape_until(&client, &admin, "the SMS counted", |scrape| {
-        scrape.value(&sms("delivered")) == before.value(&sms("delivered")) + 1.0
+        scrape.value(&sms("permanent")) == before.value(&sms("permanent")) + 1.0
     })
     .await;
     assert_eq!(
         sent.moved(&before, "set_my_phone_sms_deliveries_total"),
-        [(sms("delivered"), 1.0)].into_iter().collect()
+        [(sms("permanent"), 1.0)].into_iter().collect()
     );
+    host.wait_for_stderr("no SMS provider", PATIENCE);
+    assert!(!host.stderr().contains("sms #"), "{}", host.stderr());
 
     // The host logged its start as one JSON line, and nothing for the requests it passed on.
     let events = host_events(&host.stderr());
@@ -559,6 +563,27 @@ async fn readyz_fails_while_redis_is_down_and_passes_when_it_returns() {
 
     redis.restart();
     assert_eq!(readyz_until(&client, &admin, 200).await, "ready\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn print_sms_prints_each_code_for_local_runs() {
+    let issuer = Issuer::new();
+    let host = start_host(&["--store", "memory:", "--print-sms"], &issuer.env());
+    let admin = host.admin_url.clone().expect("admin URL");
+    let client = reqwest::Client::new();
+    let token = issuer.token("print-user");
+    let url = host.url(PHONE_URL);
+    assert_eq!(
+        put_phone(&client, &url, &token, "+41 71 000 00 12")
+            .await
+            .status,
+        200
+    );
+    host.wait_for_stderr("sms #1 to +41710000012 ", PATIENCE);
+    scrape_until(&client, &admin, "the SMS counted", |scrape| {
+        scrape.value(&sms("delivered")) == 1.0
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

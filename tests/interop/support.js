@@ -155,7 +155,7 @@ async function startHost(env) {
   const server = new Server(
     'set-my-phone-host',
     bin,
-    ['serve', '--wasm', wasm, '--listen', '127.0.0.1:0', '--store', 'memory:'],
+    ['serve', '--wasm', wasm, '--listen', '127.0.0.1:0', '--store', 'memory:', '--print-sms'],
     env,
   );
   try {
