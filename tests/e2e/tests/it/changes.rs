@@ -3,18 +3,15 @@
 //! messages are declared here from upstream's change.proto field numbers, independently of the
 //! component's own.
 
+use crate::grpc::{PhoneClient, grpc_client, grpc_web_client};
 use crate::support::{self, TestHost};
 use crate::tokens::{self, ORG};
-use http::uri::PathAndQuery;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::Algorithm;
 use prost::Message;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::client::GrpcService;
 use tonic::{Code, Status};
-use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
 const CHANGES_URL: &str = "/auth/v1/users/me/changes/_search";
 const LIST: &str = "/zitadel.auth.v1.AuthService/ListMyUserChanges";
@@ -266,44 +263,14 @@ async fn bad_change_queries_are_invalid_arguments_and_change_nothing() {
     assert_eq!(host.record("jon"), before);
 }
 
-/// A tonic client over either transport.
-struct Grpc<T> {
-    grpc: tonic::client::Grpc<T>,
-}
-
-impl<T> Grpc<T>
+/// ListMyUserChanges on the gRPC test client of `grpc.rs`.
+impl<T> PhoneClient<T>
 where
     T: GrpcService<tonic::body::Body>,
     T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    async fn call<Req, Resp>(
-        &mut self,
-        method: &'static str,
-        token: Option<&str>,
-        message: Req,
-    ) -> Result<Resp, Status>
-    where
-        Req: Message + Send + Sync + 'static,
-        Resp: Message + Default + Send + Sync + 'static,
-    {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| Status::unknown(format!("not ready: {}", e.into())))?;
-        let mut request = tonic::Request::new(message);
-        if let Some(token) = token {
-            let value = format!("Bearer {token}").parse().expect("ascii");
-            request.metadata_mut().insert("authorization", value);
-        }
-        let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-        self.grpc
-            .unary(request, PathAndQuery::from_static(method), codec)
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
     async fn list(
         &mut self,
         user: &str,
@@ -324,31 +291,8 @@ where
     }
 }
 
-async fn grpc_client(host: &TestHost) -> Grpc<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(host.running.url())
-        .expect("url")
-        .connect()
-        .await
-        .expect("HTTP/2 connection");
-    Grpc {
-        grpc: tonic::client::Grpc::new(channel),
-    }
-}
-
-type WebService = GrpcWebClientService<
-    Client<hyper_util::client::legacy::connect::HttpConnector, GrpcWebCall<tonic::body::Body>>,
->;
-
-fn grpc_web_client(host: &TestHost) -> Grpc<WebService> {
-    let http1 = Client::builder(TokioExecutor::new()).build_http();
-    let origin = host.running.url().parse().expect("uri");
-    Grpc {
-        grpc: tonic::client::Grpc::with_origin(GrpcWebClientService::new(http1), origin),
-    }
-}
-
 /// The cases both transports must pass, against the JSON answer for the same user.
-async fn exercise<T>(host: &TestHost, client: &mut Grpc<T>, user: &str)
+async fn exercise<T>(host: &TestHost, client: &mut PhoneClient<T>, user: &str)
 where
     T: GrpcService<tonic::body::Body>,
     T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -85,8 +85,8 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// A tonic client over either transport.
-struct PhoneClient<T> {
+/// A tonic client over either transport (`changes.rs` uses it too).
+pub(crate) struct PhoneClient<T> {
     grpc: tonic::client::Grpc<T>,
 }
 
@@ -97,7 +97,7 @@ where
     T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &mut self,
         method: &'static str,
         token: Option<&str>,
@@ -170,7 +170,7 @@ where
     }
 }
 
-async fn grpc_client(host: &TestHost) -> PhoneClient<tonic::transport::Channel> {
+pub(crate) async fn grpc_client(host: &TestHost) -> PhoneClient<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(host.running.url())
         .expect("url")
         .connect()
@@ -181,11 +181,11 @@ async fn grpc_client(host: &TestHost) -> PhoneClient<tonic::transport::Channel> 
     }
 }
 
-type WebService = GrpcWebClientService<
+pub(crate) type WebService = GrpcWebClientService<
     Client<hyper_util::client::legacy::connect::HttpConnector, GrpcWebCall<tonic::body::Body>>,
 >;
 
-fn grpc_web_client(host: &TestHost) -> PhoneClient<WebService> {
+pub(crate) fn grpc_web_client(host: &TestHost) -> PhoneClient<WebService> {
     // HTTP/1.1 only, as on hosts like `wasmtime serve`.
     let http1 = Client::builder(TokioExecutor::new()).build_http();
     let origin = host.running.url().parse().expect("uri");
