@@ -167,17 +167,16 @@ pub struct PendingCode {
     pub delivery: Delivery,
 }
 
-/// What became of the SMS carrying a code.
+/// What is known of the SMS carrying a code. Only failures are stored: a sent SMS is an audit
+/// line (`code.sent`, with the provider's id), which spares every code a second durable write.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Delivery {
-    /// Not attempted yet (the answer goes out before the SMS).
+    /// No failure known: not attempted yet (the answer goes out before the SMS), or sent.
     #[default]
     Pending,
-    Sent {
-        provider_id: String,
-        at: Timestamp,
-    },
+    /// Sent; written by versions before 2026-11-27 only, still read.
+    Sent { provider_id: String, at: Timestamp },
     Failed {
         retryable: bool,
         reason: String,

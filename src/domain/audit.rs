@@ -35,6 +35,9 @@ struct Line<'a> {
     /// Refusals and failed deliveries: why, in a word.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    /// A sent SMS: the provider's id for it, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_id: Option<&'a str>,
 }
 
 /// Writes the events of the operation `updated` recorded (`count` events ending at its
@@ -59,6 +62,7 @@ fn stored_line<'a>(record: &'a UserRecord, event: &'a Event) -> Line<'a> {
         phone: event.last2.as_ref().map(|digits| format!("…{digits}")),
         code_sequence: None,
         reason: None,
+        provider_id: None,
     }
 }
 
@@ -68,6 +72,7 @@ pub(crate) struct Unstored<'a> {
     pub number: Option<&'a str>,
     pub code_sequence: Option<u64>,
     pub reason: Option<&'static str>,
+    pub provider_id: Option<&'a str>,
 }
 
 /// Writes an event that is not kept in the record.
@@ -84,6 +89,7 @@ pub(crate) fn unstored(caller: &Caller, at: Timestamp, event: Unstored) {
             .map(|number| format!("…{}", last_two_digits(number))),
         code_sequence: event.code_sequence,
         reason: event.reason,
+        provider_id: event.provider_id,
     });
 }
 
@@ -104,6 +110,7 @@ pub(crate) fn refusal(caller: &Caller, at: Timestamp, number: Option<&str>, erro
             number,
             code_sequence: None,
             reason: Some(reason),
+            provider_id: None,
         },
     );
 }

@@ -101,10 +101,13 @@ impl FreshCode {
         Ok(())
     }
 
-    pub(crate) fn into_job(self, caller: &Caller, recipient: &str) -> SmsJob {
+    /// The SMS for this code, which the operation ending at `sequence` stored (its `code.added`
+    /// event is that operation's last).
+    pub(crate) fn into_job(self, caller: &Caller, recipient: &str, sequence: u64) -> SmsJob {
         SmsJob {
             record_key: caller.record_key.clone(),
             operation: self.operation,
+            code_sequence: sequence,
             message: Message {
                 recipient: recipient.into(),
                 text: sms::phone_code_text(&self.code),

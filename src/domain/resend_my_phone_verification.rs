@@ -35,8 +35,6 @@ pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob)
         .as_ref()
         .and_then(|r| r.phone.as_ref())
         .map(|p| p.number.clone());
-    Ok((
-        details,
-        fresh.into_job(caller, &recipient.unwrap_or_default()),
-    ))
+    let job = fresh.into_job(caller, &recipient.unwrap_or_default(), details.sequence);
+    Ok((details, job))
 }

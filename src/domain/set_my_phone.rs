@@ -52,5 +52,6 @@ pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), E
     })?;
     audit::stored(&updated, 2);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
-    Ok((details, fresh.into_job(caller, number.as_str())))
+    let job = fresh.into_job(caller, number.as_str(), details.sequence);
+    Ok((details, job))
 }

@@ -145,7 +145,28 @@ fn set_stores_the_e164_number_unverified_and_sends_its_code() {
     let stored = world.record();
     let pending = stored.phone.and_then(|p| p.code).expect("a pending code");
     assert_ne!(pending.hash, sent[0].code);
-    assert!(matches!(pending.delivery, Delivery::Sent { .. }));
+    assert_eq!(pending.delivery, Delivery::Pending);
+}
+
+#[test]
+fn a_sent_code_is_logged_with_the_providers_id_and_costs_no_write() {
+    let world = World::new();
+    let sms = RecordingSms::new();
+    *sms.reply.borrow_mut() = Ok("SMa1b2c3".into());
+    let (job, lines) = audited(|| world.call(|caller| set_my_phone(caller, "+41 44 668 18 00")));
+    let (details, job) = job.unwrap();
+    assert_eq!(summary(&lines).len(), 2, "the two stored events");
+    let before = (world.record(), world.kv.swaps.get());
+    let ((), lines) = audited(|| world.call(|caller| job.deliver(&sms, caller)));
+    assert_eq!(
+        (world.record(), world.kv.swaps.get()),
+        before,
+        "a sent SMS writes nothing"
+    );
+    assert_eq!(summary(&lines), [(0, "user.human.phone.code.sent")]);
+    assert_eq!(lines[0]["code_sequence"], details.sequence);
+    assert_eq!(lines[0]["provider_id"], "SMa1b2c3");
+    assert_eq!(lines[0]["phone"], "…00");
 }
 
 #[test]

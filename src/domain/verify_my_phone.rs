@@ -74,6 +74,7 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
                 number: Some(number),
                 code_sequence: None,
                 reason: Some("code_void"),
+                provider_id: None,
             };
             audit::unstored(caller, now, event);
         }

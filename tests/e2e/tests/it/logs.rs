@@ -432,11 +432,31 @@ async fn no_log_line_holds_a_token_a_code_a_secret_or_a_number() {
     );
     assert_eq!(answer.await.status, 200);
     let fourth = code_sent(&twilio, 1).await;
+    // Then Twilio accepts one: its message SID is on the `code.sent` audit line.
+    twilio.set(
+        Behaviour::Answer(201),
+        r#"{"sid":"SM0a1b2c3d","status":"queued"}"#,
+    );
+    for form in forms_of("+41 71 000 00 45", "+41710000045", "710000045") {
+        forbidden.push((form, "the fourth phone number"));
+    }
+    let set = json!({"phone": "+41 71 000 00 45"});
+    let answer = send(
+        &client,
+        &host,
+        Method::PUT,
+        PHONE_URL,
+        &token,
+        Some(set),
+        None,
+    );
+    assert_eq!(answer.await.status, 200);
+    let fifth = code_sent(&twilio, 2).await;
     let twilio_lines = host.stop();
 
     for (code, what) in [(first, "a code"), (second, "a code"), (third, "a code")]
         .into_iter()
-        .chain([(fourth, "the Twilio code")])
+        .chain([(fourth, "the Twilio code"), (fifth, "the Twilio code")])
     {
         forbidden.push((code, what));
     }
@@ -480,5 +500,30 @@ async fn no_log_line_holds_a_token_a_code_a_secret_or_a_number() {
             .is_some_and(|r| r.contains("is not a valid phone number")),
         "{twilio_failure:?}"
     );
-    assert_eq!(requests(&twilio).len(), 1);
+    assert_eq!(requests(&twilio).len(), 2);
+    // (The second PUT may be served before the first delivery's lines are written: sorted.)
+    let mut outcomes: Vec<String> = twilio
+        .iter()
+        .filter(|l| l["msg"] == "audit" && l["type"].as_str().is_some_and(|t| t.contains(".code.")))
+        .map(|l| {
+            let field = |name| l.get(name).unwrap_or(&Value::Null);
+            format!(
+                "{} {} {}",
+                l["type"],
+                field("code_sequence"),
+                field("provider_id")
+            )
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            r#""user.human.phone.code.added" null null"#,
+            r#""user.human.phone.code.added" null null"#,
+            r#""user.human.phone.code.delivery.failed" 2 null"#,
+            r#""user.human.phone.code.sent" 4 "SM0a1b2c3d""#,
+        ],
+        "{twilio_lines:#?}"
+    );
 }
