@@ -46,7 +46,7 @@ pub(crate) fn stored<T>(updated: &Updated<T>, count: u64) {
     let (Some(record), Some(operation)) = (&updated.record, &updated.operation) else {
         return;
     };
-    for event in record.events_ending_at(operation.sequence, count) {
+    for event in &record.events_ending_at(operation.sequence, count) {
         emit(&stored_line(record, event));
     }
 }

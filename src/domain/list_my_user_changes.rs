@@ -44,7 +44,8 @@ pub fn list_my_user_changes(caller: &Caller, query: ChangeQuery) -> Result<Vec<C
         editor_id: record.user_id.clone(),
         resource_owner_id: record.resource_owner.clone(),
     };
-    let events = record.events.iter();
+    let events = record.events.to_vec().map_err(Error::CorruptRecord)?;
+    let events = events.iter();
     Ok(if query.asc {
         events
             .filter(|event| event.sequence > query.sequence)

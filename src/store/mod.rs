@@ -128,7 +128,8 @@ impl Updater<'_> {
             };
             let current = cas.current().map(decode).transpose()?;
             if let (Some(record), Some(_)) = (&current, &unconfirmed)
-                && let Some(operation) = record.find_operation(op_id).cloned()
+                && let Some(operation) =
+                    record.find_operation(op_id).map_err(Error::CorruptRecord)?
             {
                 let value = unconfirmed.take().ok_or(Error::TooMuchContention)?;
                 return Ok(Updated {
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!(updated.operation.map(|op| op.sequence), Some(2));
         let stored = updater(&kv, &clock, &random).read("k").unwrap().unwrap();
         assert_eq!(stored.sequence, 2);
-        assert!(stored.find_operation("op").is_some());
+        assert!(matches!(stored.find_operation("op"), Ok(Some(_))));
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! the ids of recent updates (which make retried updates idempotent), and the audit trail: the
 //! newest [`KEPT_EVENTS`] events, written in the same compare-and-swap as the change they record.
 
+mod trail;
+
+pub use trail::Trail;
+
+/// A record's audit events, oldest first.
+pub type Events = Trail<Event>;
+
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +38,10 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes_issued: Vec<Timestamp>,
     #[serde(default)]
-    pub applied: Vec<AppliedOperation>,
+    pub applied: Trail<AppliedOperation>,
     /// The newest [`KEPT_EVENTS`] events, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub events: Vec<Event>,
+    #[serde(default, skip_serializing_if = "Events::is_empty")]
+    pub events: Events,
     /// Events dropped from the front of `events` to keep the record small.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub events_dropped: u64,
@@ -204,8 +211,8 @@ impl UserRecord {
             changed: now,
             phone: None,
             codes_issued: Vec::new(),
-            applied: Vec::new(),
-            events: Vec::new(),
+            applied: Trail::default(),
+            events: Events::default(),
             events_dropped: 0,
         }
     }
@@ -236,7 +243,8 @@ impl UserRecord {
     /// Events added but not yet committed.
     fn pending_events(&self) -> u64 {
         let committed = self.sequence;
-        self.events
+        let added = self.events.added();
+        added
             .iter()
             .rev()
             .take_while(|event| event.sequence > committed)
@@ -247,8 +255,9 @@ impl UserRecord {
     /// `events`, the events added since the last commit get `now` as their time, and only the
     /// newest [`KEPT_EVENTS`] are kept.
     pub fn commit(&mut self, id: &str, events: u64, now: Timestamp) -> AppliedOperation {
+        // Stored events were committed when they were stored: only added ones can be newer.
         let committed = self.sequence;
-        for event in self.events.iter_mut().rev() {
+        for event in self.events.added_newest_first() {
             if event.sequence <= committed {
                 break;
             }
@@ -258,34 +267,35 @@ impl UserRecord {
         if events > 0 {
             self.changed = now;
         }
-        if self.events.len() > KEPT_EVENTS {
-            let excess = self.events.len() - KEPT_EVENTS;
-            self.events.drain(..excess);
-            self.events_dropped += excess as u64;
-        }
+        self.events_dropped += self.events.keep_newest(KEPT_EVENTS) as u64;
         let applied = AppliedOperation {
             id: id.into(),
             sequence: self.sequence,
             at: now,
         };
         self.applied.push(applied.clone());
-        if self.applied.len() > REMEMBERED_OPERATIONS {
-            let excess = self.applied.len() - REMEMBERED_OPERATIONS;
-            self.applied.drain(..excess);
-        }
+        self.applied.keep_newest(REMEMBERED_OPERATIONS);
         applied
     }
 
-    /// The stored events of the operation that ended at `sequence` with `count` events.
-    pub fn events_ending_at(&self, sequence: u64, count: u64) -> impl Iterator<Item = &Event> {
+    /// The stored events of the operation that ended at `sequence` with `count` events (none
+    /// when the trail does not parse).
+    pub fn events_ending_at(&self, sequence: u64, count: u64) -> Vec<Event> {
         let first = sequence.saturating_sub(count);
-        self.events
-            .iter()
-            .filter(move |event| event.sequence > first && event.sequence <= sequence)
+        let mut events = self
+            .events
+            .newest_while(|event| event.sequence > first)
+            .unwrap_or_default();
+        events.retain(|event| event.sequence <= sequence);
+        events
     }
 
-    pub fn find_operation(&self, id: &str) -> Option<&AppliedOperation> {
-        self.applied.iter().rev().find(|op| op.id == id)
+    /// The remembered update `id`, if this record contains it.
+    pub fn find_operation(&self, id: &str) -> Result<Option<AppliedOperation>, String> {
+        // A stored entry with this id holds it as serde_json wrote it: only those are parsed.
+        let quoted = serde_json::to_string(id).map_err(|e| e.to_string())?;
+        self.applied
+            .find_newest(|text| text.contains(&quoted), |op| op.id == id)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -400,7 +410,7 @@ mod tests {
             record.commit(&format!("x{i}"), 0, Timestamp::new(9, 0));
         }
         assert_eq!(record.applied.len(), REMEMBERED_OPERATIONS);
-        assert!(record.find_operation("op-1").is_none());
+        assert_eq!(record.find_operation("op-1"), Ok(None));
         assert_eq!(
             record.changed.seconds, 5,
             "zero-event updates keep changeDate"
