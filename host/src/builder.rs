@@ -57,6 +57,7 @@ pub struct HostBuilder {
     max_idle_instances: usize,
     idle_instance_timeout: Duration,
     admin_listen: Option<std::net::SocketAddr>,
+    perfmap: bool,
 }
 
 impl HostBuilder {
@@ -83,6 +84,7 @@ impl HostBuilder {
             max_idle_instances: instances::DEFAULT_MAX_IDLE,
             idle_instance_timeout: instances::DEFAULT_IDLE_TIMEOUT,
             admin_listen: None,
+            perfmap: false,
         }
     }
 
@@ -215,6 +217,13 @@ impl HostBuilder {
         self
     }
 
+    /// Writes `/tmp/perf-<pid>.map` naming the guest's compiled functions, so that `perf`
+    /// profiles of the host show the guest's Rust functions (off by default).
+    pub fn perfmap(mut self, on: bool) -> Self {
+        self.perfmap = on;
+        self
+    }
+
     /// Compiles the component and links every import it needs.
     pub fn build(self) -> anyhow::Result<Host> {
         anyhow::ensure!(
@@ -227,6 +236,9 @@ impl HostBuilder {
         )?;
         let mut config = Config::new();
         config.wasm_component_model(true);
+        if self.perfmap {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // Compiled code checks the epoch at loop heads and function entries; see `new_store`.
         config.epoch_interruption(true);
         if let Some(instances) = self.pool_instances {

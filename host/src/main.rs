@@ -192,6 +192,13 @@ struct Options {
     /// reason that says so; the composed artifacts deliver through their own provider.
     #[arg(long)]
     print_sms: bool,
+    /// Profiling: `perfmap` names the guest's functions for `perf` (/tmp/perf-PID.map).
+    ///
+    /// `perfmap` writes /tmp/perf-<pid>.map as wasmtime serve's --profile=perfmap does, so that
+    /// `perf record -g -p PID` then `perf report` name the component's Rust functions. Off by
+    /// default.
+    #[arg(long, value_name = "STRATEGY", value_parser = ["perfmap"])]
+    profile: Option<String>,
     /// With --dev: also writes the token to this file.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -439,6 +446,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .max_memory(options.max_memory)
         .max_instance_reuse_count(options.max_instance_reuse_count)
         .idle_instance_timeout(options.idle_instance_timeout)
+        .perfmap(options.profile.is_some())
         .build()?;
     let admin_url = host.admin_addr().map(|addr| format!("http://{addr}"));
     tracing::info!(

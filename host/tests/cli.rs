@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
 
 /// Every option of `serve`, as the README and the scripts use them.
-const SERVE_OPTIONS: [&str; 7] = [
+const SERVE_OPTIONS: [&str; 8] = [
     "--wasm",
     "--listen",
     "--store",
@@ -20,6 +20,7 @@ const SERVE_OPTIONS: [&str; 7] = [
     "--max-memory",
     "--dev",
     "--token-file",
+    "--profile",
 ];
 
 /// The process variables the component sees: the prefixes (as `PREFIX*`) and a name.
@@ -127,6 +128,10 @@ fn a_bad_argument_is_one_line_naming_it_and_exit_status_2() {
             "--token-file",
         ),
         (&["serve", "--store", "memory:"], "--wasm"),
+        (
+            &["serve", "--wasm", "x.wasm", "--profile", "jitdump"],
+            "--profile",
+        ),
         (
             &[
                 "dev-identity",

@@ -599,3 +599,29 @@ async fn the_library_host_serves_with_and_without_the_pooling_allocator() {
         running.stop().await.expect("host stops");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_perfmap_names_the_guests_functions_for_perf() {
+    let issuer = Issuer::new();
+    let token = issuer.token("profiled-user");
+    let mut host = start_host(
+        &["--store", "memory:", "--profile", "perfmap"],
+        &issuer.env(),
+    );
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", host.child.id()));
+    let client = reqwest::Client::new();
+    let answer = get_phone(&client, &host.url(PHONE_URL), &token).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    // One line per compiled function, `START SIZE NAME`, named after the guest's Rust code.
+    let text = std::fs::read_to_string(&map).expect("the perf map is written");
+    assert!(
+        text.lines().any(|line| line
+            .split(' ')
+            .nth(2)
+            .is_some_and(|name| name.contains("set_my_phone"))),
+        "no guest function in {}",
+        map.display()
+    );
+    host.terminate();
+    let _ = std::fs::remove_file(&map);
+}
