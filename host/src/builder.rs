@@ -35,6 +35,13 @@ const DEFAULT_POOL_INSTANCES: u32 = 128;
 /// memory and a few core instances; an artifact composed with the SMS provider has two memories.
 /// Each memory slot reserves about 4 GiB of address space (not memory), so the default pool
 /// reserves about 1 TiB.
+/// Bytes of each linear memory that a pooled slot keeps resident between instances, reset by
+/// copying back only the pages the last instance dirtied (found with Linux's `PAGEMAP_SCAN`,
+/// kernel 6.7 and later) instead of unmapping them. A fresh instance per request then takes no
+/// page faults and sends no TLB shootdowns for the pre-initialised heap it touches again: on
+/// these machines a fresh-instance GetMyPhone cost a fifth less CPU. Older kernels (and other
+/// systems) reset the memory as before.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 const CORE_INSTANCES_PER_GUEST: u32 = 16;
 const MEMORIES_PER_GUEST: u32 = 2;
 const TABLES_PER_GUEST: u32 = 4;
@@ -250,7 +257,9 @@ impl HostBuilder {
                 .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_GUEST))
                 .total_memories(instances.saturating_mul(MEMORIES_PER_GUEST))
                 .total_tables(instances.saturating_mul(TABLES_PER_GUEST))
-                .total_stacks(instances);
+                .total_stacks(instances)
+                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+                .pagemap_scan(wasmtime::Enabled::Auto);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         if self.cache {

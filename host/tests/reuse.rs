@@ -220,6 +220,38 @@ async fn an_instance_that_failed_is_dropped_and_the_next_request_works() {
     );
 }
 
+/// A fresh instance per request starts from the component's own memory, whatever the pooled slot
+/// held before: the slot's memory is reset by copying back the pages the last instance dirtied
+/// (`KEEP_RESIDENT_BYTES`) and unmapping the rest. A reused instance does see its own marks,
+/// which shows that the probe would see a leak.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_instance_sees_nothing_an_earlier_one_left_in_memory() {
+    for (reuse, expect_seen) in [(1, false), (1000, true)] {
+        let running = HostBuilder::new(misbehave_wasm())
+            .max_instance_reuse_count(reuse)
+            // 8 MiB kept per request: 12 of them on the reused instance.
+            .max_memory(160 << 20)
+            .build()
+            .expect("host builds")
+            .spawn_local()
+            .await
+            .expect("host serves");
+        let client = client();
+        for request in 0..12 {
+            let url = format!("{}/residue", running.url());
+            let response = client.get(url).send().await.expect("answered");
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            let seen = request > 0 && expect_seen;
+            assert_eq!(
+                (&body["static_seen"], &body["heap_dirty_bytes"]),
+                (&serde_json::json!(seen), &serde_json::json!(0)),
+                "reuse {reuse}, request {request}: {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_instances_are_dropped_after_the_idle_timeout() {
     let running = HostBuilder::new(misbehave_wasm())

@@ -4,11 +4,14 @@
 //! - `/loop` computes forever without calling the host;
 //! - `/grow` allocates memory without end;
 //! - `/trap` panics, which traps;
-//! - `/block` waits an hour on a host clock.
+//! - `/block` waits an hour on a host clock;
+//! - `/residue` reports what an earlier request left in this instance's memory (a static, and
+//!   8 MiB of heap that must come up zero), then leaves its own marks there.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
     use std::hint::black_box;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use wasip2::http::types::{
         Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -28,9 +31,33 @@ mod component {
                     respond(out, 200, b"{\"slept\":true}");
                 }
                 Some("/ok") => respond(out, 200, b"{\"ok\":true}"),
+                Some("/residue") => {
+                    let (seen, dirty) = residue();
+                    let body = format!("{{\"static_seen\":{seen},\"heap_dirty_bytes\":{dirty}}}");
+                    respond(out, 200, body.as_bytes());
+                }
                 _ => respond(out, 404, b"{\"error\":\"no such path\"}"),
             }
         }
+    }
+
+    static MARK: AtomicU64 = AtomicU64::new(0);
+
+    /// Whether the static holds an earlier request's mark, and how many bytes of a fresh 8 MiB
+    /// zeroed allocation are not zero; then marks both (one byte per 4 KiB page of the heap).
+    /// Memory grown for the allocation counts as zero to the allocator, so on a fresh instance
+    /// anything left there by an earlier instance in the same pooled slot shows up here.
+    fn residue() -> (bool, usize) {
+        let seen = MARK.swap(0x5e75_3a1d_c0de_0001, Ordering::SeqCst) != 0;
+        let mut heap = vec![0u8; 8 << 20];
+        let dirty = heap.iter().filter(|byte| **byte != 0).count();
+        for page in heap.chunks_mut(4096) {
+            page[0] = 0xa5;
+        }
+        black_box(&heap);
+        // Kept for the instance's life, so that the next request's allocation is new memory.
+        std::mem::forget(heap);
+        (seen, dirty)
     }
 
     /// Never returns, and never calls the host.
