@@ -2,7 +2,7 @@
 // codes, per-minute figures, and a consistency check at the end. Node 20, no packages.
 //
 // Every user is driven by one request at a time, and each user's state is modelled from the API's
-// rules (README "API"), so every request has exactly one expected status and, for writes, one
+// rules (docs/api.md), so every request has exactly one expected status and, for writes, one
 // expected sequence. Codes come from the host's real SMS path: the composed artifact's webhook
 // provider posts them (signed) to the receiver here.
 //

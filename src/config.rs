@@ -1,4 +1,4 @@
-//! Settings read from the environment (DESIGN.md "Configuration"), parsed once per instance for
+//! Settings read from the environment (docs/configuration.md), parsed once per instance for
 //! each environment it sees: [`Config::load`] keys its cache by the values of every variable
 //! [`VARIABLES`] lists, so an instance whose environment changes reads the new settings.
 //! A missing or malformed required setting is an `Error::Config` naming the variable.

@@ -17,7 +17,7 @@ pub enum Code {
 }
 
 impl Code {
-    /// The HTTP status grpc-gateway gives this code (REFERENCE.md "Errors").
+    /// The HTTP status grpc-gateway gives this code (docs/api.md "Errors").
     pub fn http_status(self) -> u16 {
         match self {
             Code::InvalidArgument | Code::FailedPrecondition => 400,

@@ -4,7 +4,7 @@
 //   deno run --unstable-kv --allow-read --allow-env --allow-net main.js
 //
 // Settings come from the environment (AUTH_*, PHONE_*, SMS_*, TWILIO_*, KV_STORE; see the
-// repository's README). DENO_KV_PATH picks a local Deno KV file (default: Deno's own
+// repository's docs/configuration.md). DENO_KV_PATH picks a local Deno KV file (default: Deno's own
 // default, which on Deno Deploy is the project's database); PORT the local port (8000).
 
 import { instantiate } from "./gen/set-my-phone.js";

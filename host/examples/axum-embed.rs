@@ -10,8 +10,8 @@
 //!   -H 'content-type: application/json' -d '{"phone":"+41 71 000 00 01"}'
 //! ```
 //!
-//! The component sees the program's AUTH_*, PHONE_* and KV_STORE variables (README,
-//! "Configuration").
+//! The component sees the program's AUTH_*, PHONE_* and KV_STORE variables
+//! (docs/configuration.md).
 
 use std::sync::Arc;
 

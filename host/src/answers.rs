@@ -10,7 +10,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::limits::{Failure, GuestLimits};
 
-/// How the caller expects errors: JSON, gRPC or gRPC-Web.
+/// How the caller reads the errors the host answers itself: a JSON google.rpc.Status, or for
+/// gRPC and gRPC-Web the status in `grpc-status` / `grpc-message` headers.
 #[derive(Clone, Debug)]
 pub(crate) enum ErrorFormat {
     Json,

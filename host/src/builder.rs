@@ -31,10 +31,6 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// instance for a few milliseconds; the headroom covers guests waiting on a slow SMS provider.
 const DEFAULT_POOL_INSTANCES: u32 = 128;
 
-/// Per guest: the core instances, linear memories and tables the pool holds. The core has one
-/// memory and a few core instances; an artifact composed with the SMS provider has two memories.
-/// Each memory slot reserves about 4 GiB of address space (not memory), so the default pool
-/// reserves about 1 TiB.
 /// Bytes of each linear memory that a pooled slot keeps resident between instances, reset by
 /// copying back only the pages the last instance dirtied (found with Linux's `PAGEMAP_SCAN`,
 /// kernel 6.7 and later) instead of unmapping them. A fresh instance per request then takes no
@@ -45,6 +41,11 @@ const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 /// The same for each table: the core's function tables are filled lazily, page by page, so a
 /// table reset by unmapping costs each fresh instance page faults and TLB shootdowns again.
 const TABLE_KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
+// Per guest: the core instances, linear memories and tables the pool holds. The core has one
+// memory and a few core instances; an artifact composed with the SMS provider has two memories.
+// Each memory slot reserves about 4 GiB of address space (not memory), so the default pool
+// reserves about 1 TiB.
 const CORE_INSTANCES_PER_GUEST: u32 = 16;
 const MEMORIES_PER_GUEST: u32 = 2;
 const TABLES_PER_GUEST: u32 = 4;

@@ -413,8 +413,8 @@ fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
     Some(value.trim().parse().map_or("UNKNOWN", code_name))
 }
 
-/// The gRPC code of a JSON answer with HTTP `status`, as the service maps its codes (README's
-/// error table); used when the body does not say.
+/// The gRPC code of a JSON answer with HTTP `status`, as the service maps its codes (the error
+/// table of docs/api.md); used when the body does not say.
 fn code_of_http_status(status: u16) -> &'static str {
     match status {
         200..=299 => "OK",

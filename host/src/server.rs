@@ -505,8 +505,6 @@ impl State {
     }
 }
 
-/// How the client reads the errors the host answers itself: a JSON google.rpc.Status, or for
-/// gRPC and gRPC-Web the status in `grpc-status` / `grpc-message` headers.
 /// Counts running guest tasks so callers can wait for after-response work.
 #[derive(Clone)]
 pub(crate) struct GuestTasks {

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
 
-/// Every option of `serve`, as the README and the scripts use them.
+/// Every option of `serve`, as docs/hosts.md and the scripts use them.
 const SERVE_OPTIONS: [&str; 8] = [
     "--wasm",
     "--listen",

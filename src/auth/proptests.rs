@@ -153,7 +153,7 @@ fn object(fields: &[(&str, &Option<String>)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-/// What the rules of README "Authentication" say about claims, decided here from the JSON
+/// What the rules of docs/configuration.md "Authentication" say about claims, decided here from the JSON
 /// values themselves: `Some(principal)` when the token must be accepted.
 fn expected(
     alg: &Option<String>,

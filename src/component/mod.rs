@@ -47,7 +47,7 @@ impl bindings::Guest for Component {
 
 impl Guest for Component {
     /// Answers the request, then (after the response is finished) does follow-up work such
-    /// as sending the SMS, as DESIGN.md's "respond first, deliver after" asks.
+    /// as sending the SMS: "respond first, deliver after" (docs/design.md).
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let env = services::Environment::read();
         let lookup = |name: &str| env.get(name);

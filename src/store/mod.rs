@@ -25,7 +25,7 @@ pub struct StoreError(pub String);
 /// Why a swap did not report success.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwapError {
-    /// The value changed since it was read (but see DESIGN.md: a buggy store may still have written).
+    /// The value changed since it was read (but a buggy store may still have written: docs/storage.md).
     Conflict,
     /// The store failed mid-swap: the write may or may not have happened.
     Store(StoreError),

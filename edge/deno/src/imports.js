@@ -50,7 +50,7 @@ export const ASYNC_IMPORTS = [
 ];
 export const ASYNC_EXPORTS = ["wasi:http/incoming-handler#handle"];
 
-/** The environment variables the service reads (DESIGN.md "Configuration"). */
+/** The environment variables the service reads (docs/configuration.md). */
 export function serviceEnvironment(all) {
   return Object.entries(all)
     .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO)_/.test(name) || name === "KV_STORE")

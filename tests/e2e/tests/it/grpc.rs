@@ -1,6 +1,6 @@
 //! gRPC over HTTP/2 (tonic) and gRPC-Web over HTTP/1.1 (tonic-web's client layer) against the
-//! served component, plus hand-made malformed frames. Messages are declared here from
-//! REFERENCE.md's field numbers, independently of the component's own.
+//! served component, plus hand-made malformed frames. Messages are declared here from upstream's
+//! field numbers (listed in docs/api.md), independently of the component's own.
 
 use crate::support::{self, TestHost};
 use crate::tokens::{self, ORG};
