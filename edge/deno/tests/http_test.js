@@ -68,4 +68,5 @@ Deno.test("a refused connection is an error code, not a throw", async () => {
   await future.subscribe().block();
   const result = future.get();
   assertEquals([result.tag, result.val.tag], ["ok", "err"], "ok(err(code))");
+  assertEquals(result.val.val, { tag: "connection-refused" }, "the error code says the connection was refused");
 });

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
 
@@ -43,6 +44,9 @@ pub struct MemoryStats {
     pub swaps: u64,
     /// Compare-and-swap attempts that wrote their value (even when a fault then reported failure).
     pub swap_writes: u64,
+    /// Compare-and-swap attempts refused because the key had changed since it was read: the
+    /// evidence that writers overlapped (a host that served one request at a time has none).
+    pub conflicts: u64,
 }
 
 /// Key-value data held in memory: shared by every clone, lost when the last clone drops.
@@ -61,6 +65,8 @@ struct Inner {
     last_version: u64,
     fault: Fault,
     stats: MemoryStats,
+    /// How long a read takes to come back after it was taken (a networked store's round trip).
+    read_latency: Duration,
 }
 
 #[derive(Debug)]
@@ -143,6 +149,13 @@ impl MemoryBackend {
         self.lock().fault = fault;
     }
 
+    /// Delays every read's answer by `latency` after the value was read, as a store across a
+    /// network does: requests then read, wait and write in overlapping windows, so tests see
+    /// the write conflicts real stores produce (an in-memory read alone answers too fast).
+    pub fn set_read_latency(&self, latency: Duration) {
+        self.lock().read_latency = latency;
+    }
+
     /// The fault in effect.
     pub fn fault(&self) -> Fault {
         self.lock().fault
@@ -182,9 +195,15 @@ impl MemoryBackend {
 #[async_trait::async_trait]
 impl Backend for MemoryBackend {
     async fn get(&self, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
-        let mut inner = self.lock();
-        inner.check_read()?;
-        Ok(inner.read(bucket, key))
+        let (read, latency) = {
+            let mut inner = self.lock();
+            inner.check_read()?;
+            (inner.read(bucket, key), inner.read_latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        Ok(read)
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), BackendError> {
@@ -240,6 +259,7 @@ impl Backend for MemoryBackend {
         inner.check_write()?;
         let upsert = inner.fault == Fault::SwapFromAbsentOverwrites && expected == Version::Absent;
         if !upsert && inner.read(bucket, key).version != expected {
+            inner.stats.conflicts += 1;
             return Ok(Swap::Conflict);
         }
         inner.write(bucket, key, value);
@@ -407,6 +427,7 @@ mod tests {
                 writes: 3,
                 swaps: 2,
                 swap_writes: 1,
+                conflicts: 1,
             }
         );
         Ok(())

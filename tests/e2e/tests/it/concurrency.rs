@@ -6,6 +6,7 @@ use crate::support::{self, Answer, TestHost};
 use futures::future::join_all;
 use set_my_phone_host::keyvalue::Fault;
 use std::collections::HashSet;
+use std::time::Duration;
 
 const REQUESTS: usize = 50;
 
@@ -18,6 +19,10 @@ fn e164(i: usize) -> String {
 }
 
 async fn race(host: &TestHost, user: &str) {
+    // A store across a network answers reads after a while; writers then overlap, as in
+    // production. (In-memory reads answer at once and the races below would rarely happen.)
+    host.store.set_read_latency(Duration::from_millis(5));
+    let conflicts_before = host.store.stats().conflicts;
     let answers: Vec<Answer> =
         join_all((0..REQUESTS).map(|i| async move { (i, host.set_phone(user, &number(i)).await) }))
             .await
@@ -25,6 +30,12 @@ async fn race(host: &TestHost, user: &str) {
             .map(|(_, answer)| answer)
             .collect();
     host.running.idle().await;
+    // Without overlapping writers this test would prove nothing about concurrency.
+    let conflicts = host.store.stats().conflicts - conflicts_before;
+    assert!(
+        conflicts > 0,
+        "the {REQUESTS} requests never overlapped: no swap was refused for a stale version"
+    );
 
     let mut sequences = HashSet::new();
     let mut winners = Vec::new();

@@ -16,33 +16,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A test secret for code hashes (at least 16 bytes).
 pub const CODE_SECRET: &str = "test-secret-0123456789";
 
-/// The repository's root (this crate lives in tests/e2e).
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use set_my_phone_test_harness::workspace_root;
 
-/// The component under test: `SET_MY_PHONE_WASM`, or the release build `scripts/build-component` makes.
+/// The component under test: `SET_MY_PHONE_WASM`, or the release build `scripts/build-component`
+/// makes (checked not older than its sources).
 pub fn wasm_path() -> PathBuf {
-    let path = std::env::var_os("SET_MY_PHONE_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release/set_my_phone.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/build-component (scripts/test does)",
-        path.display()
-    );
-    path
+    match std::env::var_os("SET_MY_PHONE_WASM") {
+        Some(path) => PathBuf::from(path),
+        None => set_my_phone_test_harness::core_component(),
+    }
 }
 
-/// A shipped artifact from `scripts/build-artifacts` (under target/artifacts).
+/// A shipped artifact from `scripts/build-artifacts` (under target/artifacts), checked not older
+/// than its sources.
 pub fn artifact_path(name: &str) -> PathBuf {
-    let path = workspace_root().join("target/artifacts").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/build-artifacts (scripts/test does)",
-        path.display()
-    );
-    path
+    set_my_phone_test_harness::artifact(name)
 }
 
 /// Compiles the component once before tests start hosts in parallel, so that the

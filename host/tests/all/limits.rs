@@ -10,13 +10,11 @@
     reason = "test helpers fail the test loudly on anything unexpected"
 )]
 
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::misbehave_wasm;
+use crate::common::misbehave_wasm;
 use futures::StreamExt as _;
 use serde_json::Value;
 use set_my_phone_host::{HostBuilder, RunningHost};

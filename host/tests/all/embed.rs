@@ -7,9 +7,8 @@
     reason = "a failing test should stop loudly"
 )]
 
-mod common;
 #[allow(dead_code, reason = "the example's main is for `cargo run --example`")]
-#[path = "../examples/axum-embed.rs"]
+#[path = "../../examples/axum-embed.rs"]
 mod example;
 
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ use set_my_phone_host::sms::SmsMessage;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_router_serves_the_phone_api_under_its_prefix_and_sends_sms_through_a_closure()
 {
-    let issuer = common::Issuer::new();
+    let issuer = crate::common::Issuer::new();
     let sent: Arc<Mutex<Vec<SmsMessage>>> = Arc::default();
     let record = Arc::clone(&sent);
     let sms = sms_fn(move |message: SmsMessage| {
@@ -32,7 +31,7 @@ async fn the_example_router_serves_the_phone_api_under_its_prefix_and_sends_sms_
             Ok("closure-1".to_string())
         }
     });
-    let wasm = common::initialised_core_path();
+    let wasm = crate::common::initialised_core_path();
     let phone = example::phone_service(
         wasm.to_str().unwrap(),
         issuer.env(),

@@ -1,11 +1,5 @@
 //! Helpers shared by the real-process tests of the host binary: the built component, a scratch
 //! folder, a test issuer and its tokens, the binary as a child process, and PUT/GET over HTTP.
-//!
-//! Each test binary uses a different part of them.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of these helpers"
-)]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
@@ -33,14 +27,7 @@ const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "KV_ST
 /// The core pre-initialised with wizer (`scripts/build-artifacts`): libphonenumber's metadata is
 /// parsed already, so a PUT costs milliseconds rather than a parse per request.
 pub fn initialised_core_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/artifacts/set-my-phone-core-initialised.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-artifacts",
-        path.display()
-    );
-    path
+    set_my_phone_test_harness::artifact("set-my-phone-core-initialised.wasm")
 }
 
 /// A fresh folder under cargo's temporary folder, removed on drop.
@@ -127,14 +114,7 @@ impl Issuer {
 /// Waits for `child` to exit, at most `limit`.
 /// The core component as `scripts/build-component` builds it (release, not pre-initialised).
 pub fn core_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/set_my_phone.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-component",
-        path.display()
-    );
-    path
+    set_my_phone_test_harness::core_component()
 }
 
 /// Sends `signal` (e.g. `-TERM`) to process `pid`.

@@ -12,13 +12,11 @@
     reason = "test helpers fail the test loudly on anything unexpected"
 )]
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Issuer, PHONE_URL, get_phone, misbehave_wasm, put_phone};
+use crate::common::{Issuer, PHONE_URL, get_phone, misbehave_wasm, put_phone};
 use set_my_phone_host::keyvalue::MemoryBackend;
 use set_my_phone_host::sms::RecordingSms;
 use set_my_phone_host::{DropReason, HostBuilder, InstanceStats, RunningHost};
@@ -29,7 +27,7 @@ const HANG: Duration = Duration::from_secs(120);
 /// The core on a memory store, trusting `issuer`, reusing each instance for up to `reuse`
 /// requests.
 async fn start_core(issuer: &Issuer, reuse: u32, sms: &RecordingSms) -> RunningHost {
-    HostBuilder::new(common::initialised_core_path())
+    HostBuilder::new(crate::common::initialised_core_path())
         .envs(issuer.env())
         .backend(Arc::new(MemoryBackend::new()))
         .sms(Arc::new(sms.clone()))
@@ -284,7 +282,7 @@ async fn idle_instances_are_dropped_after_the_idle_timeout() {
 
 #[test]
 fn the_binary_refuses_a_reuse_count_of_zero() {
-    let output = Command::new(common::BIN)
+    let output = Command::new(crate::common::BIN)
         .args([
             "serve",
             "--wasm",
@@ -310,8 +308,8 @@ async fn the_binary_serves_with_a_fresh_instance_per_request() {
     let issuer = Issuer::new();
     let env = issuer.env();
     let host = tokio::task::spawn_blocking(move || {
-        common::HostProcess::start(
-            &common::initialised_core_path(),
+        crate::common::HostProcess::start(
+            &crate::common::initialised_core_path(),
             &["--store", "memory:", "--max-instance-reuse-count", "1"],
             &env,
         )

@@ -9,14 +9,12 @@
     reason = "test helpers fail the test loudly on anything unexpected"
 )]
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{HostProcess, Issuer, PHONE_URL, Scratch, get_phone, put_phone, try_put_phone};
+use crate::common::{HostProcess, Issuer, PHONE_URL, Scratch, get_phone, put_phone, try_put_phone};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -164,7 +162,7 @@ async fn sigkill_mid_write_loses_no_acknowledged_update_and_repeats_no_sequence(
     let scratch = Scratch::new("crash");
     let store = format!("redb:{}", scratch.path("db.redb").display());
     let args = ["--store", store.as_str()];
-    let wasm = common::initialised_core_path();
+    let wasm = crate::common::initialised_core_path();
     let issuer = Issuer::new();
     let env = issuer.env();
     let client = reqwest::Client::builder()

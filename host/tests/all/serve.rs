@@ -17,9 +17,7 @@ use serde_json::{Value, json};
 use set_my_phone_host::keyvalue::{Backend as _, RedisBackend, Swap, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-mod common;
-
-use common::{
+use crate::common::{
     Answer, BIN, HostProcess, Issuer, PHONE_URL, RedisServer, START_LIMIT, Scratch, get_phone,
     put_phone, signal, wait_with_limit,
 };
@@ -30,7 +28,7 @@ use common::{
 fn start_host(args: &[&str], env: &[(String, String)]) -> HostProcess {
     let mut all = vec!["--request-timeout", "300"];
     all.extend_from_slice(args);
-    HostProcess::start(&common::initialised_core_path(), &all, env)
+    HostProcess::start(&crate::common::initialised_core_path(), &all, env)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,7 +183,9 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
         .await
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
-    let set = common::answer(response).await.expect("read the body");
+    let set = crate::common::answer(response)
+        .await
+        .expect("read the body");
     assert_eq!(set.status, 200, "{set:?}");
 
     let h2c = reqwest::Client::builder()
@@ -199,7 +199,9 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
         .await
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    let got = common::answer(response).await.expect("read the body");
+    let got = crate::common::answer(response)
+        .await
+        .expect("read the body");
     assert_eq!(got.status, 200, "{got:?}");
     assert_eq!(got.phone(), Some("+41710000004"));
     assert_eq!(got.sequence(), set.sequence());
@@ -534,7 +536,7 @@ fn start_up_failure(args: &[&str]) -> String {
 #[test]
 fn start_up_failures_are_one_clear_line_and_a_non_zero_exit() {
     let scratch = Scratch::new("failures");
-    let wasm = common::core_path().display().to_string();
+    let wasm = crate::common::core_path().display().to_string();
 
     let missing = scratch.path("missing.wasm").display().to_string();
     let stderr = start_up_failure(&["serve", "--wasm", &missing, "--store", "memory:"]);
@@ -582,7 +584,7 @@ async fn the_library_host_serves_with_and_without_the_pooling_allocator() {
     let token = issuer.token("pool-user");
     let client = reqwest::Client::new();
     for (pooling, phone) in [(true, "+41 71 000 00 08"), (false, "+41 71 000 00 09")] {
-        let running = set_my_phone_host::HostBuilder::new(common::core_path())
+        let running = set_my_phone_host::HostBuilder::new(crate::common::core_path())
             .envs(issuer.env())
             .pooling_allocator(pooling)
             .build()

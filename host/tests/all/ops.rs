@@ -18,9 +18,7 @@ use set_my_phone_host::HostBuilder;
 use set_my_phone_host::keyvalue::{Fault, MemoryBackend};
 use set_my_phone_host::sms::{RecordingSms, SmsReply};
 
-mod common;
-
-use common::{HostProcess, Issuer, PHONE_URL, RedisServer, Scratch, get_phone, put_phone};
+use crate::common::{HostProcess, Issuer, PHONE_URL, RedisServer, Scratch, get_phone, put_phone};
 
 /// How long a condition that depends on the machine's speed may take to hold.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -390,7 +388,7 @@ fn start_host(args: &[&str], env: &[(String, String)]) -> HostProcess {
     // The default filter, whatever the environment running the tests says.
     let mut env = env.to_vec();
     env.push(("RUST_LOG".to_owned(), "info".to_owned()));
-    HostProcess::start(&common::initialised_core_path(), &all, &env)
+    HostProcess::start(&crate::common::initialised_core_path(), &all, &env)
 }
 
 /// The host's own log lines (JSON events with a `target`), parsed.
@@ -594,7 +592,7 @@ async fn the_library_counts_grpc_codes_sms_outcomes_and_store_errors() {
     let issuer = Issuer::new();
     let memory = MemoryBackend::new();
     let recorder = RecordingSms::new();
-    let running = HostBuilder::new(common::initialised_core_path())
+    let running = HostBuilder::new(crate::common::initialised_core_path())
         .envs(issuer.env())
         .backend(Arc::new(memory.clone()))
         .sms(Arc::new(recorder.clone()))

@@ -11,9 +11,7 @@
 
 use std::process::{Command, Stdio};
 
-mod common;
-
-use common::{BIN, HostProcess, PHONE_URL, Scratch, get_phone, put_phone};
+use crate::common::{BIN, HostProcess, PHONE_URL, Scratch, get_phone, put_phone};
 
 const ISSUER: &str = "https://bench.invalid";
 const USERS: usize = 3;
@@ -119,7 +117,7 @@ async fn the_core_accepts_eddsa_and_rs256_dev_tokens_and_only_its_own() {
             assert_eq!(header_alg(token), alg);
         }
         let host = HostProcess::start(
-            &common::initialised_core_path(),
+            &crate::common::initialised_core_path(),
             &["--store", "memory:", "--request-timeout", "300"],
             &printed.env(),
         );

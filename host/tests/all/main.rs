@@ -1,0 +1,13 @@
+//! The host's integration tests, in one test binary (as wasmtime's `crates/wasi-http/tests/all`
+//! does): wasmtime is linked once, not once per file, and the tests share one build of their
+//! helpers (`common`) and of the misbehaving guest.
+
+mod cli;
+mod common;
+mod crash;
+mod dev_identity;
+mod embed;
+mod limits;
+mod ops;
+mod reuse;
+mod serve;
