@@ -2,35 +2,9 @@
 
 use std::fmt;
 
-/// gRPC status codes (google.rpc.Code) the service answers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Code {
-    InvalidArgument = 3,
-    NotFound = 5,
-    FailedPrecondition = 9,
-    ResourceExhausted = 8,
-    Aborted = 10,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-    Unauthenticated = 16,
-}
-
-impl Code {
-    /// The HTTP status grpc-gateway gives this code (docs/api.md "Errors").
-    pub fn http_status(self) -> u16 {
-        match self {
-            Code::InvalidArgument | Code::FailedPrecondition => 400,
-            Code::NotFound => 404,
-            Code::Aborted => 409,
-            Code::ResourceExhausted => 429,
-            Code::Unimplemented => 501,
-            Code::Internal => 500,
-            Code::Unavailable => 503,
-            Code::Unauthenticated => 401,
-        }
-    }
-}
+/// gRPC status codes and the HTTP status grpc-gateway gives each: the wire crate's, shared
+/// with the hosts.
+pub use set_my_phone_wire::Code;
 
 /// Everything that can go wrong in a request, named by cause.
 ///
@@ -43,8 +17,6 @@ pub enum Error {
     NotFound,
     /// A known path with a method it does not serve; carries the allowed methods.
     MethodNotAllowed(&'static str),
-    /// Content type the service cannot read.
-    UnsupportedMediaType(String),
     /// Body larger than the limit.
     BodyTooLarge {
         limit: usize,
@@ -130,14 +102,6 @@ impl Error {
         let (code, id, text): (Code, Option<&'static str>, String) = match self {
             Error::NotFound => (NotFound, None, "Not Found".into()),
             Error::MethodNotAllowed(_) => (Unimplemented, None, "Method Not Allowed".into()),
-            Error::UnsupportedMediaType(got) => (
-                InvalidArgument,
-                None,
-                format!(
-                    "unsupported content type {got:?}: use application/json, \
-                     application/grpc or application/grpc-web+proto"
-                ),
-            ),
             Error::BodyTooLarge { limit } => (
                 ResourceExhausted,
                 None,
@@ -237,7 +201,6 @@ impl Error {
         };
         let http_status = match self {
             Error::MethodNotAllowed(_) => 405,
-            Error::UnsupportedMediaType(_) => 415,
             Error::BodyTooLarge { .. } => 413,
             _ => code.http_status(),
         };
@@ -314,12 +277,6 @@ mod tests {
             Code::Unimplemented
         );
         assert_eq!(Error::BodyTooLarge { limit: 1 }.status().http_status, 413);
-        assert_eq!(
-            Error::UnsupportedMediaType("text/plain".into())
-                .status()
-                .http_status,
-            415
-        );
         assert_eq!(
             Error::AuthHeaderMissing.status().message,
             "auth header missing"

@@ -8,6 +8,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode, header};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use set_my_phone_wire::{Protocol, percent_encode_message};
+
 use crate::limits::{Failure, GuestLimits};
 
 /// How the caller reads the errors the host answers itself: a JSON google.rpc.Status, or for
@@ -21,22 +23,12 @@ pub(crate) enum ErrorFormat {
 
 impl ErrorFormat {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
-            return Self::Json;
-        };
-        let media_type = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        // application/grpc, application/grpc+proto, application/grpc-web(-text)(+proto), ...
-        match media_type.strip_prefix("application/grpc") {
-            Some(rest) if rest.is_empty() || rest.starts_with(['+', '-']) => {
-                Self::Grpc(content_type.clone())
-            }
+        let content_type = request.headers().get(header::CONTENT_TYPE);
+        let protocol =
+            Protocol::of_content_type(content_type.map(|value| value.to_str().unwrap_or_default()));
+        match content_type {
+            // The component's own rule: application/grpc, application/grpc-web(-text)(+proto), …
+            Some(content_type) if protocol.is_grpc() => Self::Grpc(content_type.clone()),
             _ => Self::Json,
         }
     }
@@ -81,23 +73,10 @@ impl ErrorFormat {
         if let Self::Grpc(_) = self {
             headers.insert("grpc-status", header::HeaderValue::from(code));
             // Percent-encoded, the message is visible ASCII.
-            if let Ok(message) = header::HeaderValue::from_str(&grpc_percent_encode(message)) {
+            if let Ok(message) = header::HeaderValue::from_str(&percent_encode_message(message)) {
                 headers.insert("grpc-message", message);
             }
         }
         response
     }
-}
-
-/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
-fn grpc_percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

@@ -28,6 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use set_my_phone_wire::{Code, Protocol, RestRoute, Rpc, text};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::keyvalue::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
@@ -44,43 +45,8 @@ const LATENCY_BUCKETS: [f64; 14] = [
 /// The content type of [`Metrics::encode`]'s text.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The RPCs, by their gRPC method names; anything else is `unknown`.
-const RPCS: [&str; 7] = [
-    "SetMyPhone",
-    "GetMyPhone",
-    "VerifyMyPhone",
-    "ResendMyPhoneVerification",
-    "RemoveMyPhone",
-    "ListMyUserChanges",
-    "Healthz",
-];
-
 /// The label value of requests that name no RPC.
 const UNKNOWN_RPC: &str = "unknown";
-
-/// The gRPC service the RPCs belong to.
-const GRPC_SERVICE: &str = "/zitadel.auth.v1.AuthService/";
-
-/// gRPC status code names, by code.
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// The outcomes of an SMS delivery.
 const SMS_OUTCOMES: [&str; 3] = ["delivered", "retryable", "permanent"];
@@ -227,7 +193,7 @@ impl Metrics {
 
     /// Starts measuring one request; the [`Observation`] counts it when its status is sent.
     pub(crate) fn observe<B>(self: &Arc<Self>, request: &Request<B>) -> Observation {
-        let protocol = Protocol::of(request.headers());
+        let protocol = protocol_of(request.headers());
         let rpc = rpc_of(request.method(), request.uri().path(), protocol);
         self.in_flight.inc();
         Observation {
@@ -345,66 +311,31 @@ fn cache_kind(key: &str) -> Option<&str> {
     Some(if plain { kind } else { "other" })
 }
 
-/// How a request is encoded, from its content type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
-    Json,
-    Grpc,
-    GrpcWeb,
-}
-
-impl Protocol {
-    fn of(headers: &HeaderMap) -> Self {
-        let media_type = headers
+/// How a request is encoded: the wire crate's rule, which the component follows too.
+fn protocol_of(headers: &HeaderMap) -> Protocol {
+    Protocol::of_content_type(
+        headers
             .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .map(|value| value.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        match media_type.strip_prefix("application/grpc") {
-            Some(rest) if rest.starts_with("-web") => Self::GrpcWeb,
-            Some(rest) if rest.is_empty() || rest.starts_with('+') => Self::Grpc,
-            _ => Self::Json,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Grpc => "grpc",
-            Self::GrpcWeb => "grpc-web",
-        }
-    }
+            .map(|value| value.to_str().unwrap_or_default()),
+    )
 }
 
 /// The RPC a request calls, as a fixed label value.
 fn rpc_of(method: &Method, path: &str, protocol: Protocol) -> &'static str {
-    let rpc = match protocol {
-        Protocol::Grpc | Protocol::GrpcWeb => path.strip_prefix(GRPC_SERVICE),
-        Protocol::Json => match (method.as_str(), path.trim_end_matches('/')) {
-            ("PUT", "/auth/v1/users/me/phone") => Some("SetMyPhone"),
-            ("GET", "/auth/v1/users/me/phone") => Some("GetMyPhone"),
-            ("DELETE", "/auth/v1/users/me/phone") => Some("RemoveMyPhone"),
-            ("POST", "/auth/v1/users/me/phone/_verify") => Some("VerifyMyPhone"),
-            ("POST", "/auth/v1/users/me/phone/_resend_verification") => {
-                Some("ResendMyPhoneVerification")
-            }
-            ("POST", "/auth/v1/users/me/changes/_search") => Some("ListMyUserChanges"),
-            ("GET", "/auth/v1/healthz") => Some("Healthz"),
+    let rpc = if protocol.is_grpc() {
+        Rpc::from_grpc_path(path)
+    } else {
+        match Rpc::from_rest(method.as_str(), path) {
+            RestRoute::Rpc(rpc) => Some(rpc),
             _ => None,
-        },
+        }
     };
-    rpc.and_then(|name| RPCS.iter().find(|known| **known == name).copied())
-        .unwrap_or(UNKNOWN_RPC)
+    rpc.map_or(UNKNOWN_RPC, Rpc::name)
 }
 
 /// The name of gRPC status `code`; unknown codes are `UNKNOWN`.
 fn code_name(code: u32) -> &'static str {
-    usize::try_from(code)
-        .ok()
-        .and_then(|code| GRPC_CODES.get(code))
-        .copied()
-        .unwrap_or("UNKNOWN")
+    Code::from_number(code).name()
 }
 
 /// The code of a `grpc-status` value.
@@ -413,24 +344,10 @@ fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
     Some(value.trim().parse().map_or("UNKNOWN", code_name))
 }
 
-/// The gRPC code of a JSON answer with HTTP `status`, as the service maps its codes (the error
-/// table of docs/api.md); used when the body does not say.
+/// The gRPC code of a JSON answer with HTTP `status`, as the service maps its codes; used when
+/// the body does not say.
 fn code_of_http_status(status: u16) -> &'static str {
-    match status {
-        200..=299 => "OK",
-        400 | 415 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        405 | 501 => "UNIMPLEMENTED",
-        409 => "ABORTED",
-        413 | 429 => "RESOURCE_EXHAUSTED",
-        499 => "CANCELLED",
-        500 => "INTERNAL",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ => "UNKNOWN",
-    }
+    Code::from_http_status(status).name()
 }
 
 /// The code of a google.rpc.Status JSON body that starts `{"code":N`, as every error answer of
@@ -490,16 +407,18 @@ impl Observation {
             Protocol::Json => Pending::JsonBody {
                 fallback: code_of_http_status(status),
             },
-            Protocol::Grpc | Protocol::GrpcWeb => {
+            Protocol::Grpc | Protocol::GrpcWeb | Protocol::GrpcWebText => {
                 // A Trailers-Only answer (every error) has its status in the head.
                 if let Some(code) = grpc_status(response.headers()) {
                     self.finish(code);
                     return response;
                 }
-                if self.protocol == Protocol::Grpc {
-                    Pending::Trailers
-                } else {
-                    Pending::WebFrames(WebScan::default())
+                match self.protocol {
+                    Protocol::GrpcWeb => Pending::WebFrames(WebScan::default()),
+                    Protocol::GrpcWebText => {
+                        Pending::WebText(text::StreamDecoder::default(), WebScan::default())
+                    }
+                    _ => Pending::Trailers,
                 }
             }
         };
@@ -528,6 +447,8 @@ enum Pending {
     Trailers,
     /// The trailer frame (flag 0x80) of a gRPC-Web body.
     WebFrames(WebScan),
+    /// The same, in a text-mode (base64) body.
+    WebText(text::StreamDecoder, WebScan),
 }
 
 /// Follows the frames of a gRPC-Web body across data chunks.
@@ -607,6 +528,10 @@ impl MeteredBody {
                 Some(grpc_status(trailers).unwrap_or("UNKNOWN"))
             }
             (Pending::WebFrames(scan), Some(data), _) => scan.feed(data),
+            (Pending::WebText(decoder, scan), Some(data), _) => match decoder.feed(data) {
+                Ok(binary) => scan.feed(&binary),
+                Err(_) => Some("UNKNOWN"),
+            },
             _ => None,
         };
         if let Some(code) = code {
@@ -618,7 +543,7 @@ impl MeteredBody {
     fn ended(&mut self) {
         let code = match self.pending {
             Pending::JsonBody { fallback } => fallback,
-            Pending::Trailers | Pending::WebFrames(_) => "UNKNOWN",
+            Pending::Trailers | Pending::WebFrames(_) | Pending::WebText(..) => "UNKNOWN",
         };
         self.observation.finish(code);
     }
@@ -798,18 +723,14 @@ mod tests {
 
     #[test]
     fn protocols_come_from_the_content_type() {
-        for (content_type, protocol) in [
-            ("application/json", Protocol::Json),
-            ("application/grpc", Protocol::Grpc),
-            ("application/grpc+proto", Protocol::Grpc),
-            ("Application/GRPC-Web+proto; charset=x", Protocol::GrpcWeb),
-            ("application/grpcx", Protocol::Json),
-        ] {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
-            assert_eq!(Protocol::of(&headers), protocol, "{content_type}");
-        }
-        assert_eq!(Protocol::of(&HeaderMap::new()), Protocol::Json);
+        // The table itself is the wire crate's (tested there); this is the header's reading.
+        let mut headers = HeaderMap::new();
+        assert_eq!(protocol_of(&headers), Protocol::Json);
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/grpc-web-text"),
+        );
+        assert_eq!(protocol_of(&headers), Protocol::GrpcWebText);
     }
 
     #[test]

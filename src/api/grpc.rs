@@ -1,5 +1,6 @@
-//! gRPC (`application/grpc`) and gRPC-Web (`application/grpc-web+proto`) encodings of the
-//! RPCs. Only framing and protobuf live here; behaviour is `api::call`, shared with REST.
+//! gRPC (`application/grpc`) and gRPC-Web (`application/grpc-web+proto`, and its base64 text
+//! mode `application/grpc-web-text`) encodings of the RPCs. Only framing and protobuf live
+//! here; behaviour is `api::call`, shared with REST.
 
 use super::proto;
 use super::{Input, Output, Reply, Rpc, Services, authorize, change_query, log};
@@ -9,39 +10,23 @@ use crate::http::{Request, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use prost::Message as _;
+use set_my_phone_wire::{Protocol, percent_encode_message, text};
 
-const SERVICE_PREFIX: &str = "/zitadel.auth.v1.AuthService/";
 /// Frame flag bits: message compressed; gRPC-Web trailer frame.
 const FLAG_COMPRESSED: u8 = 0x01;
 const FLAG_TRAILERS: u8 = 0x80;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    /// HTTP/2 with the status in HTTP trailers.
-    Grpc,
-    /// Any HTTP version, with the status in a trailer frame at the end of the body.
-    GrpcWeb,
-}
-
-/// The flavor a request's media type asks for, if it is a gRPC one.
-pub fn flavor(media_type: &str) -> Option<Flavor> {
-    match media_type {
-        "application/grpc" | "application/grpc+proto" => Some(Flavor::Grpc),
-        "application/grpc-web" | "application/grpc-web+proto" => Some(Flavor::GrpcWeb),
-        _ => None,
-    }
-}
-
-pub fn handle<'a>(request: &Request, services: &'a Services<'a>, flavor: Flavor) -> Reply<'a> {
-    match dispatch(request, services) {
+/// Answers a request in `protocol`, one of the gRPC ones.
+pub fn handle<'a>(request: &Request, services: &'a Services<'a>, protocol: Protocol) -> Reply<'a> {
+    match dispatch(request, services, protocol) {
         Ok((message, followup)) => Reply {
-            response: respond(flavor, Some(&message), None),
+            response: respond(protocol, Some(&message), None),
             followup,
         },
         Err(error) => {
             log(&error);
             Reply {
-                response: error_response(flavor, &error),
+                response: error_response(protocol, &error),
                 followup: None,
             }
         }
@@ -51,6 +36,7 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>, flavor: Flavor)
 fn dispatch<'a>(
     request: &Request,
     services: &'a Services<'a>,
+    protocol: Protocol,
 ) -> Result<(Vec<u8>, Option<api::Followup<'a>>), Error> {
     let rpc = route(&request.path)?;
     if request.method != "POST" {
@@ -60,6 +46,13 @@ fn dispatch<'a>(
         )));
     }
     let body = request.body.as_ref().map_err(Clone::clone)?;
+    let decoded;
+    let body = if protocol == Protocol::GrpcWebText {
+        decoded = text::decode(body).map_err(|e| Error::MalformedBody(e.to_string()))?;
+        &decoded[..]
+    } else {
+        &body[..]
+    };
     let message = unframe(body, request.header("grpc-encoding"))?;
     let input = decode(rpc, message)?;
     if rpc == Rpc::Healthz {
@@ -88,16 +81,7 @@ fn dispatch<'a>(
 }
 
 pub(super) fn route(path: &str) -> Result<Rpc, Error> {
-    match path.strip_prefix(SERVICE_PREFIX) {
-        Some("SetMyPhone") => Ok(Rpc::SetMyPhone),
-        Some("GetMyPhone") => Ok(Rpc::GetMyPhone),
-        Some("VerifyMyPhone") => Ok(Rpc::VerifyMyPhone),
-        Some("ResendMyPhoneVerification") => Ok(Rpc::ResendMyPhoneVerification),
-        Some("RemoveMyPhone") => Ok(Rpc::RemoveMyPhone),
-        Some("ListMyUserChanges") => Ok(Rpc::ListMyUserChanges),
-        Some("Healthz") => Ok(Rpc::Healthz),
-        _ => Err(Error::UnknownRpc(path.into())),
-    }
+    Rpc::from_grpc_path(path).ok_or_else(|| Error::UnknownRpc(path.into()))
 }
 
 /// The single message of a unary request: 1 flag byte, 4 bytes big-endian length, message.
@@ -178,7 +162,10 @@ fn status_fields(error: Option<&Error>) -> Vec<(String, String)> {
     let details = proto::Status::from(&status).encode_to_vec();
     vec![
         ("grpc-status".into(), (status.code as i32).to_string()),
-        ("grpc-message".into(), percent_encode(&status.message)),
+        (
+            "grpc-message".into(),
+            percent_encode_message(&status.message),
+        ),
         (
             "grpc-status-details-bin".into(),
             STANDARD_NO_PAD.encode(details),
@@ -186,62 +173,53 @@ fn status_fields(error: Option<&Error>) -> Vec<(String, String)> {
     ]
 }
 
-/// gRPC's percent-encoding of grpc-message: printable ASCII except `%` stays as it is.
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for byte in message.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// HTTP 200 always, as gRPC requires; the outcome travels in the status fields.
-fn respond(flavor: Flavor, message: Option<&[u8]>, error: Option<&Error>) -> Response {
+fn respond(protocol: Protocol, message: Option<&[u8]>, error: Option<&Error>) -> Response {
     let fields = status_fields(error);
-    match flavor {
-        Flavor::Grpc => {
-            let content_type = ("content-type".to_string(), "application/grpc".to_string());
-            match message {
-                Some(message) => Response {
-                    status: 200,
-                    headers: vec![content_type],
-                    body: frame(0, message),
-                    trailers: fields,
-                },
-                // Trailers-Only: with no message, the status goes in the headers, and the
-                // answer must end with them: no body, no trailers (component::http sends it
-                // without a body, so HTTP/2 carries it as one HEADERS frame with END_STREAM).
-                None => Response {
-                    status: 200,
-                    headers: [vec![content_type], fields].concat(),
-                    body: Vec::new(),
-                    trailers: Vec::new(),
-                },
-            }
-        }
-        Flavor::GrpcWeb => {
-            let mut body = message.map(|m| frame(0, m)).unwrap_or_default();
-            let block: String = fields
-                .iter()
-                .map(|(name, value)| format!("{name}:{value}\r\n"))
-                .collect();
-            body.extend(frame(FLAG_TRAILERS, block.as_bytes()));
-            Response {
+    let content_type = (
+        "content-type".to_string(),
+        protocol.answer_content_type().to_string(),
+    );
+    if protocol == Protocol::Grpc {
+        return match message {
+            Some(message) => Response {
                 status: 200,
-                headers: vec![("content-type".into(), "application/grpc-web+proto".into())],
-                body,
+                headers: vec![content_type],
+                body: frame(0, message),
+                trailers: fields,
+            },
+            // Trailers-Only: with no message, the status goes in the headers, and the
+            // answer must end with them: no body, no trailers (component::http sends it
+            // without a body, so HTTP/2 carries it as one HEADERS frame with END_STREAM).
+            None => Response {
+                status: 200,
+                headers: [vec![content_type], fields].concat(),
+                body: Vec::new(),
                 trailers: Vec::new(),
-            }
-        }
+            },
+        };
+    }
+    // gRPC-Web: the status as a trailer frame after the message, the whole body base64 in
+    // text mode.
+    let mut body = message.map(|m| frame(0, m)).unwrap_or_default();
+    let block: String = fields
+        .iter()
+        .map(|(name, value)| format!("{name}:{value}\r\n"))
+        .collect();
+    body.extend(frame(FLAG_TRAILERS, block.as_bytes()));
+    if protocol == Protocol::GrpcWebText {
+        body = text::encode(&body);
+    }
+    Response {
+        status: 200,
+        headers: vec![content_type],
+        body,
+        trailers: Vec::new(),
     }
 }
 
-pub fn error_response(flavor: Flavor, error: &Error) -> Response {
-    respond(flavor, None, Some(error))
+pub fn error_response(protocol: Protocol, error: &Error) -> Response {
+    respond(protocol, None, Some(error))
 }
 
 #[cfg(test)]
@@ -271,17 +249,8 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_percent_encoded() {
-        assert_eq!(
-            percent_encode("Phone not changed (COMMAND-wF94r)"),
-            "Phone not changed (COMMAND-wF94r)"
-        );
-        assert_eq!(percent_encode("50% é\n"), "50%25 %C3%A9%0A");
-    }
-
-    #[test]
     fn grpc_web_ends_with_a_trailer_frame() {
-        let response = error_response(Flavor::GrpcWeb, &Error::PhoneNotChanged);
+        let response = error_response(Protocol::GrpcWeb, &Error::PhoneNotChanged);
         assert_eq!(response.body[0], FLAG_TRAILERS);
         let text = String::from_utf8_lossy(&response.body[5..]);
         assert!(
@@ -296,5 +265,19 @@ mod tests {
             proto::Status::decode(&STANDARD_NO_PAD.decode(details.trim()).unwrap()[..]).unwrap();
         let detail = proto::ErrorDetail::decode(&status.details[0].value[..]).unwrap();
         assert_eq!((status.code, detail.id.as_str()), (9, "COMMAND-wF94r"));
+    }
+
+    #[test]
+    fn text_mode_is_the_binary_answer_in_base64() {
+        let binary = error_response(Protocol::GrpcWeb, &Error::PhoneNotChanged);
+        let text = error_response(Protocol::GrpcWebText, &Error::PhoneNotChanged);
+        assert_eq!(text::decode(&text.body).unwrap(), binary.body);
+        assert_eq!(
+            text.headers,
+            [(
+                "content-type".to_string(),
+                "application/grpc-web-text+proto".to_string()
+            )]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The API layer: finds the RPC for a request (`mod.rs`), authenticates the caller
 //! (`authorize.rs`), runs the RPC's rules (`crate::domain`) and encodes the answer as JSON
-//! (`rest.rs`), gRPC or gRPC-Web (`grpc.rs`, messages in `proto.rs`).
+//! (`rest.rs`), gRPC or gRPC-Web in binary or text mode (`grpc.rs`, messages in `proto.rs`).
+//! Which encoding a request uses is the wire crate's rule (`Protocol::of_content_type`).
 
 mod authorize;
 mod grpc;
@@ -21,19 +22,9 @@ pub struct Reply<'a> {
     pub followup: Option<Followup<'a>>,
 }
 
-/// The RPCs of zitadel.auth.v1.AuthService this service implements: the phone RPCs, the
-/// caller's history of phone events, and the health check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rpc {
-    SetMyPhone,
-    GetMyPhone,
-    VerifyMyPhone,
-    ResendMyPhoneVerification,
-    RemoveMyPhone,
-    ListMyUserChanges,
-    /// Needs no authentication: answers as soon as the component runs.
-    Healthz,
-}
+use set_my_phone_wire::Protocol;
+/// The RPCs this service implements, named and routed by the wire crate (shared with the hosts).
+pub use set_my_phone_wire::Rpc;
 
 /// An RPC's request message, decoded from whichever encoding carried it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,28 +92,26 @@ pub fn call<'a>(
 }
 
 /// Handles one HTTP request.
-/// The encoding (JSON, gRPC or gRPC-Web) follows the request's content type. The answer
-/// carries the request's id in `x-request-id` (the client's own when it is sane), and the
-/// request is logged as one line (`crate::log`).
+/// The encoding (JSON, gRPC, gRPC-Web binary or text) follows the request's content type. The
+/// answer carries the request's id in `x-request-id` (the client's own when it is sane), and
+/// the request is logged as one line (`crate::log`).
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
-    let flavor = request.media_type().as_deref().and_then(grpc::flavor);
+    let protocol = Protocol::of_content_type(request.header("content-type"));
     let id = crate::log::request_id_for(request.header("x-request-id"), services.random);
-    let (rpc, protocol) = match flavor {
-        Some(flavor) => (
-            grpc::route(&request.path).ok(),
-            match flavor {
-                grpc::Flavor::Grpc => "grpc",
-                grpc::Flavor::GrpcWeb => "grpc-web",
-            },
-        ),
-        None => (rest::route(&request.path, &request.method).ok(), "json"),
+    let rpc = if protocol.is_grpc() {
+        Rpc::from_grpc_path(&request.path)
+    } else {
+        match Rpc::from_rest(&request.method, &request.path) {
+            set_my_phone_wire::RestRoute::Rpc(rpc) => Some(rpc),
+            _ => None,
+        }
     };
-    // The variants are named as the methods of zitadel.auth.v1.AuthService.
-    let rpc = rpc.map_or_else(|| "unknown".to_owned(), |rpc| format!("{rpc:?}"));
-    let logged = crate::log::begin(id.clone(), rpc, protocol);
-    let mut reply = match flavor {
-        Some(flavor) => grpc::handle(request, services, flavor),
-        None => rest::handle(request, services),
+    let rpc = rpc.map_or("unknown", Rpc::name);
+    let logged = crate::log::begin(id.clone(), rpc.to_owned(), protocol.label());
+    let mut reply = if protocol.is_grpc() {
+        grpc::handle(request, services, protocol)
+    } else {
+        rest::handle(request, services)
     };
     reply.response.headers.push(("x-request-id".into(), id));
     logged.finish(reply.response.status);

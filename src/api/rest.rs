@@ -7,12 +7,7 @@ use crate::error::Error;
 use crate::http::{Request, Response};
 use serde::Serialize;
 use serde_json::Value;
-
-const PHONE_PATH: &str = "/auth/v1/users/me/phone";
-const VERIFY_PATH: &str = "/auth/v1/users/me/phone/_verify";
-const RESEND_PATH: &str = "/auth/v1/users/me/phone/_resend_verification";
-const CHANGES_PATH: &str = "/auth/v1/users/me/changes/_search";
-const HEALTHZ_PATH: &str = "/auth/v1/healthz";
+use set_my_phone_wire::RestRoute;
 
 pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     match dispatch(request, services) {
@@ -27,22 +22,13 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     }
 }
 
-/// The RPC a path and method name, as grpc-gateway maps them.
+/// The RPC a path and method name, as grpc-gateway maps them (the wire crate's table).
 pub(super) fn route(path: &str, method: &str) -> Result<Rpc, Error> {
-    let (rpc, allowed) = match (path, method) {
-        (PHONE_PATH, "GET") => (Some(Rpc::GetMyPhone), ""),
-        (PHONE_PATH, "PUT") => (Some(Rpc::SetMyPhone), ""),
-        (PHONE_PATH, "DELETE") => (Some(Rpc::RemoveMyPhone), ""),
-        (PHONE_PATH, _) => (None, "GET, PUT, DELETE"),
-        (VERIFY_PATH, "POST") => (Some(Rpc::VerifyMyPhone), ""),
-        (RESEND_PATH, "POST") => (Some(Rpc::ResendMyPhoneVerification), ""),
-        (CHANGES_PATH, "POST") => (Some(Rpc::ListMyUserChanges), ""),
-        (VERIFY_PATH | RESEND_PATH | CHANGES_PATH, _) => (None, "POST"),
-        (HEALTHZ_PATH, "GET") => (Some(Rpc::Healthz), ""),
-        (HEALTHZ_PATH, _) => (None, "GET"),
-        _ => return Err(Error::NotFound),
-    };
-    rpc.ok_or(Error::MethodNotAllowed(allowed))
+    match Rpc::from_rest(method, path) {
+        RestRoute::Rpc(rpc) => Ok(rpc),
+        RestRoute::MethodNotAllowed(allowed) => Err(Error::MethodNotAllowed(allowed)),
+        RestRoute::NotFound => Err(Error::NotFound),
+    }
 }
 
 fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'a>, Error> {
@@ -146,12 +132,10 @@ fn unsigned_field(
 }
 
 /// Reads a JSON object body. An empty body is an empty message, as grpc-gateway treats it.
+/// The body as a JSON object, whatever its content type says: grpc-gateway's default marshaler
+/// reads any content type it has no other marshaler for as JSON (curl's `-d` sends
+/// `application/x-www-form-urlencoded`), and so do we.
 fn json_body(request: &Request) -> Result<serde_json::Map<String, Value>, Error> {
-    if let Some(media) = request.media_type()
-        && media != "application/json"
-    {
-        return Err(Error::UnsupportedMediaType(media));
-    }
     let bytes = request.body.as_ref().map_err(Clone::clone)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
@@ -393,14 +377,17 @@ mod tests {
 
     #[test]
     fn healthz_and_changes_are_routed() {
-        assert_eq!(route(HEALTHZ_PATH, "GET"), Ok(Rpc::Healthz));
+        assert_eq!(route("/auth/v1/healthz", "GET"), Ok(Rpc::Healthz));
         assert_eq!(
-            route(HEALTHZ_PATH, "POST"),
+            route("/auth/v1/healthz", "POST"),
             Err(Error::MethodNotAllowed("GET"))
         );
-        assert_eq!(route(CHANGES_PATH, "POST"), Ok(Rpc::ListMyUserChanges));
         assert_eq!(
-            route(CHANGES_PATH, "GET"),
+            route("/auth/v1/users/me/changes/_search", "POST"),
+            Ok(Rpc::ListMyUserChanges)
+        );
+        assert_eq!(
+            route("/auth/v1/users/me/changes/_search", "GET"),
             Err(Error::MethodNotAllowed("POST"))
         );
     }

@@ -122,20 +122,19 @@ async fn transport_errors_have_their_own_statuses() {
         answer.body
     );
 
-    let answer = put(&host, Some("text/plain"), r#"{"phone": "+41710000000"}"#).await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (415, 3),
-        "{:?}",
-        answer.body
-    );
+    // Read as JSON whatever the content type (grpc-gateway's rule): a form body is not JSON.
     let answer = put(
         &host,
         Some("application/x-www-form-urlencoded"),
         "phone=%2B41710000000",
     )
     .await;
-    assert_eq!(answer.status, 415);
+    assert_eq!(
+        (answer.status, answer.code()),
+        (400, 3),
+        "{:?}",
+        answer.body
+    );
 
     let answer = host
         .send(
@@ -237,4 +236,26 @@ async fn store_failures_answer_unavailable_and_write_nothing() {
         200,
         "recovers"
     );
+}
+
+/// `curl -X PUT … -d '{"phone":…}'` sends `application/x-www-form-urlencoded`; upstream's
+/// grpc-gateway reads it as JSON, and so does the service. So does a body with no content type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_need_no_json_content_type() {
+    let host = support::start().await;
+    for (content_type, phone) in [
+        (Some("application/x-www-form-urlencoded"), "+41710000001"),
+        (Some("text/plain; charset=utf-8"), "+41710000002"),
+        (None, "+41710000003"),
+    ] {
+        let answer = put(&host, content_type, format!(r#"{{"phone":"{phone}"}}"#)).await;
+        assert_eq!(answer.status, 200, "{content_type:?}: {:?}", answer.body);
+        host.running.idle().await;
+        let sent = host.sms.messages();
+        assert_eq!(
+            sent.last().map(|sent| sent.message.recipient.as_str()),
+            Some(phone),
+            "{content_type:?}"
+        );
+    }
 }

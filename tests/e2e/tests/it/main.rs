@@ -18,6 +18,7 @@ mod concurrency;
 mod crash;
 mod fake_http;
 mod grpc;
+mod grpc_web_text;
 mod lifecycle;
 mod logs;
 mod oidc;

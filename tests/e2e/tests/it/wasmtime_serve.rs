@@ -330,3 +330,22 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// gRPC-Web text mode on `wasmtime serve` (HTTP/1.1), request bodies in padded chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_text_mode_round_trips() {
+    let receiver = FakeServer::start(200, "{}").await;
+    let data = data_dir("text");
+    let serve = Serve::start(&data, &env(&receiver.url)).await;
+    crate::grpc_web_text::round_trip(&serve.url, "text-serve", "+41 71 000 00 42", || async {
+        for _ in 0..100 {
+            if let Some(request) = receiver.requests().last() {
+                let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+                return body["args"]["code"].as_str().expect("a code").to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no SMS reached the webhook");
+    })
+    .await;
+}
