@@ -2,6 +2,12 @@
 //! does): wasmtime is linked once, not once per file, and the tests share one build of their
 //! helpers (`common`) and of the misbehaving guest.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failing test should stop loudly"
+)]
+
 mod cli;
 mod common;
 mod crash;
