@@ -107,7 +107,11 @@ fn newest_under(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should stop loudly")]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failing test should stop loudly"
+)]
 mod tests {
     use super::*;
 
