@@ -22,19 +22,6 @@ impl Request {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-
-    /// The media type without parameters, lower case (`application/json; charset=utf-8` →
-    /// `application/json`).
-    pub fn media_type(&self) -> Option<String> {
-        let value = self.header("content-type")?;
-        let media = value
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        (!media.is_empty()).then_some(media)
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
