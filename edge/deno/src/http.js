@@ -514,7 +514,12 @@ export class FutureIncomingResponse {
 
 function fetchErrorCode(error, timedOut) {
   if (timedOut) return { tag: "connection-timeout" };
-  const message = String(error?.message ?? error);
+  // fetch throws "fetch failed"; the reason (refused, DNS) is in the chain of causes.
+  const reasons = [];
+  for (let e = error; e !== undefined && e !== null && reasons.length < 8; e = e.cause) {
+    reasons.push(String(e?.message ?? e));
+  }
+  const message = reasons.join(": ");
   if (/refused/i.test(message)) return { tag: "connection-refused" };
   if (/dns|lookup|resolve/i.test(message)) {
     return { tag: "DNS-error", val: { rcode: undefined, infoCode: undefined } };

@@ -95,6 +95,7 @@ async function serve(env) {
     host,
     kv,
     logs,
+    base,
     async call(method, path, { user = "user-1", body } = {}) {
       const response = await fetch(base + path, {
         method,
@@ -141,6 +142,89 @@ Deno.test("SetMyPhone then GetMyPhone (JSON) round trip", options, async () => {
     assertEquals(get.json.phone, { phone: "+41710000000", isPhoneVerified: false }, "phone");
     assertEquals(get.json.details.sequence, "2", "GET sequence");
 
+  } finally {
+    await app.close();
+  }
+});
+
+/** One gRPC-Web frame (flag byte, 4-byte big-endian length, payload), base64 as text mode sends it. */
+function textFrame(payload) {
+  const bytes = new Uint8Array(5 + payload.length);
+  new DataView(bytes.buffer).setUint32(1, payload.length);
+  bytes.set(payload, 5);
+  return btoa(String.fromCharCode(...bytes));
+}
+
+/** Splits a decoded gRPC-Web body into its message payloads and trailer text. */
+function unframe(bytes) {
+  const messages = [];
+  let trailers = "";
+  for (let at = 0; at < bytes.length;) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+    const payload = bytes.subarray(at + 5, at + 5 + length);
+    if (bytes[at] & 0x80) trailers += new TextDecoder().decode(payload);
+    else messages.push(payload);
+    at += 5 + length;
+  }
+  return { messages, trailers };
+}
+
+Deno.test("gRPC-Web text mode and JSON sent without a JSON content type", options, async () => {
+  const app = await serve(baseEnv());
+  try {
+    // curl -d without -H sends a form content type; upstream's gateway reads the body as JSON.
+    const form = await within(STEP_MS, "PUT as a form", fetch(app.base + PHONE_URL, {
+      method: "PUT",
+      headers: {
+        authorization: `Bearer ${await token("text-user")}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: JSON.stringify({ phone: "+41 71 000 00 07" }),
+      signal: AbortSignal.timeout(STEP_MS),
+    }));
+    assertEquals(form.status, 200, `form-typed PUT (${await form.text()})`);
+
+    // SetMyPhoneRequest { phone = 1 } in protobuf, sent base64 in two separately padded chunks
+    // (one per frame half), as a text-mode client streaming its body may.
+    const phone = new TextEncoder().encode("+41 71 000 00 08");
+    const message = new Uint8Array([0x0a, phone.length, ...phone]);
+    const whole = Uint8Array.from(atob(textFrame(message)), (c) => c.charCodeAt(0));
+    const toBase64 = (part) => btoa(String.fromCharCode(...part));
+    const body = toBase64(whole.subarray(0, 7)) + toBase64(whole.subarray(7));
+    const call = async (method, text) => {
+      const response = await within(STEP_MS, method, fetch(
+        `${app.base}/zitadel.auth.v1.AuthService/${method}`,
+        {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${await token("text-user")}`,
+            "content-type": "application/grpc-web-text",
+            "x-grpc-web": "1",
+          },
+          body: text,
+          signal: AbortSignal.timeout(STEP_MS),
+        },
+      ));
+      const answer = await response.text();
+      assertEquals(response.status, 200, `${method} HTTP status (${answer})`);
+      assertEquals(
+        response.headers.get("content-type"),
+        "application/grpc-web-text+proto",
+        `${method} content type`,
+      );
+      return unframe(Uint8Array.from(atob(answer), (c) => c.charCodeAt(0)));
+    };
+    const set = await call("SetMyPhone", body);
+    assert(/grpc-status:\s*0\r\n/.test(set.trailers), `SetMyPhone trailers: ${set.trailers}`);
+    assertEquals(set.messages.length, 1, "one SetMyPhone answer message");
+
+    const get = await call("GetMyPhone", textFrame(new Uint8Array()));
+    assert(/grpc-status:\s*0\r\n/.test(get.trailers), `GetMyPhone trailers: ${get.trailers}`);
+    const text = new TextDecoder().decode(get.messages[0]);
+    assert(text.includes("+41710000008"), `GetMyPhone answer holds the text-mode number: ${text}`);
+
+    const bad = await call("GetMyPhone", "not base64!");
+    assert(/grpc-status:\s*3\r\n/.test(bad.trailers), `bad base64 is code 3: ${bad.trailers}`);
   } finally {
     await app.close();
   }

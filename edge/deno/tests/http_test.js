@@ -61,9 +61,13 @@ Deno.test("an outgoing POST reaches a loopback server and its answer is read bac
 });
 
 Deno.test("a refused connection is an error code, not a throw", async () => {
+  // A port that was free a moment ago (fetch blocks well-known "bad" ports such as 9 itself).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
   const request = new OutgoingRequest(new Fields());
   request.setScheme({ tag: "HTTP" });
-  request.setAuthority("127.0.0.1:9");
+  request.setAuthority(`127.0.0.1:${port}`);
   const future = outgoingHandler().handle(request, undefined);
   await future.subscribe().block();
   const result = future.get();
