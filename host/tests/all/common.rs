@@ -2,7 +2,6 @@
 //! folder, a test issuer and its tokens, the binary as a child process, and PUT/GET over HTTP.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -341,118 +340,7 @@ pub async fn get_phone(client: &reqwest::Client, url: &str, token: &str) -> Answ
     answer(response).await.expect("GET answered whole")
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A `redis-server` on 127.0.0.1 that the test started; killed on drop.
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    persistent: bool,
-}
-
-impl RedisServer {
-    /// Starts Redis in `dir` on a free port. `persistent` keeps data across restarts (an
-    /// append-only file synced on every write); otherwise nothing is saved.
-    pub fn start(dir: &Path, persistent: bool) -> Self {
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-            dir: dir.to_owned(),
-            persistent,
-        };
-        server.spawn();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn spawn(&mut self) {
-        let mut command = Command::new("redis-server");
-        command
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--save")
-            .arg("")
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--daemonize")
-            .arg("no")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if self.persistent {
-            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            command.args(["--appendonly", "no"]);
-        }
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed: the Redis tests need it \
-                 (Debian/Ubuntu: apt-get install -y redis-server)"
-            ),
-            Err(err) => panic!("cannot start redis-server: {err}"),
-        };
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ping = redis::Client::open(self.url())
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
-                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
-            if ping.is_ok() {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait().expect("poll redis-server")
-            {
-                panic!(
-                    "redis-server exited at start ({status}); is port {} free?",
-                    self.port
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills Redis at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts Redis again on the same port and folder.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use set_my_phone_test_harness::RedisServer;
 
 /// The misbehaving component, built on first use.
 pub fn misbehave_wasm() -> &'static Path {

@@ -1,9 +1,13 @@
 //! What the integration suites (`host/tests/all`, `tests/e2e`) share about the artifacts they
 //! drive: their paths, and a check that each is at least as new as every source it is built
-//! from, so a test never runs a stale build and passes or fails for the wrong code.
+//! from, so a test never runs a stale build and passes or fails for the wrong code; and the
+//! servers they start on loopback (`processes`).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+mod processes;
+pub use processes::{RedisServer, find_binary, free_port};
 
 /// The repository's root (this crate lives in tests/harness).
 pub fn workspace_root() -> PathBuf {

@@ -23,4 +23,5 @@ mod lifecycle;
 mod logs;
 mod oidc;
 mod set_my_phone;
+mod spin;
 mod wasmtime_serve;

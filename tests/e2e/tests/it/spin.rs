@@ -1,0 +1,287 @@
+//! The repository's `spin.toml` under the real Spin CLI (4.0.2), as users run it: `spin up` on
+//! the shipped artifact, with Spin's SQLite store (the default) and with a real `redis-server`
+//! through a runtime config. Skipped, saying so on stderr, when `spin` is not installed (a fresh
+//! clone has none; `.ci/run` installs it from `../shared/tools` when that folder exists).
+
+use crate::fake_http::FakeServer;
+use crate::support::{self, Answer};
+use crate::tokens;
+use set_my_phone_test_harness::{RedisServer, find_binary, free_port, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SIGNING_KEY: &str = "spin-signing-key";
+
+/// `spin` from `SPIN`, PATH or ~/.cargo/bin; None (and a line saying the test is skipped) if absent.
+fn spin_binary(test: &str) -> Option<PathBuf> {
+    let found = find_binary("spin", "SPIN");
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED {test}: spin is not installed (../shared/tools/install-spin installs Spin 4.0.2)"
+        );
+    }
+    found
+}
+
+/// A `spin up` of the repository's spin.toml, killed on drop.
+struct SpinUp {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl SpinUp {
+    /// Starts `spin up` with its state (SQLite store, logs) in `state`, the settings in `env`,
+    /// `variables` as `SPIN_VARIABLE_*`, and `runtime_config` when given.
+    async fn start(
+        spin: &Path,
+        state: &Path,
+        env: &[(String, String)],
+        variables: &[(&str, String)],
+        runtime_config: Option<&Path>,
+    ) -> SpinUp {
+        support::artifact_path("set-my-phone.wasm");
+        let port = free_port();
+        let log = state.join("spin-up.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(spin);
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(workspace_root().join("spin.toml"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(state);
+        if let Some(path) = runtime_config {
+            command.arg("--runtime-config-file").arg(path);
+        }
+        for (name, value) in env {
+            command.arg("--env").arg(format!("{name}={value}"));
+        }
+        for (name, value) in variables {
+            command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spin up starts");
+        // Spin compiles the component before it listens: give a busy machine time.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "spin up exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "spin up did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        SpinUp {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.url, path))
+            .header("authorization", format!("Bearer {}", tokens::token(user)))
+            .timeout(Duration::from_secs(60));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("spin answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SpinUp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("state dir");
+    dir
+}
+
+/// The settings: trusted test keys and a webhook SMS provider at `receiver`.
+fn settings(receiver: &FakeServer) -> Vec<(String, String)> {
+    let mut env = support::base_env();
+    env.extend([
+        ("SMS_PROVIDER".to_owned(), "webhook".to_owned()),
+        ("SMS_WEBHOOK_URL".into(), format!("{}/sms", receiver.url)),
+        ("SMS_WEBHOOK_SIGNING_KEY".into(), SIGNING_KEY.into()),
+    ]);
+    env
+}
+
+/// The code in the newest SMS the receiver got since `seen` requests, waiting (bounded) for it.
+async fn next_code(receiver: &FakeServer, seen: usize) -> String {
+    for _ in 0..300 {
+        let requests = receiver.requests();
+        if requests.len() > seen {
+            let body: serde_json::Value =
+                serde_json::from_slice(&requests[requests.len() - 1].body).expect("JSON");
+            return body["args"]["code"].as_str().expect("a code").to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no SMS reached the webhook");
+}
+
+/// PUT, the webhook SMS, verify with its code, GET verified; then the same in gRPC-Web text
+/// mode, then a restart on the same store finds the record.
+async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, state: &Path) {
+    let receiver = FakeServer::start(200, "{}").await;
+    let variables = [("sms_webhook_origin", receiver.url.clone())];
+    let up = SpinUp::start(
+        spin,
+        state,
+        &settings(&receiver),
+        &variables,
+        runtime_config,
+    )
+    .await;
+    let user = format!("spin-{name}");
+
+    let set = up
+        .call(
+            reqwest::Method::PUT,
+            support::PHONE_URL,
+            &user,
+            Some(r#"{"phone":"+41 71 000 00 50"}"#),
+        )
+        .await;
+    assert_eq!(
+        (set.status, set.sequence()),
+        (200, 2),
+        "{:?}\n{}",
+        set.body,
+        up.log()
+    );
+    let code = next_code(&receiver, 0).await;
+    let verify = up
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/_verify", support::PHONE_URL),
+            &user,
+            Some(&format!(r#"{{"code":"{code}"}}"#)),
+        )
+        .await;
+    assert_eq!(verify.status, 200, "{:?}", verify.body);
+    let get = up
+        .call(reqwest::Method::GET, support::PHONE_URL, &user, None)
+        .await;
+    assert_eq!(
+        get.body["phone"],
+        serde_json::json!({"phone": "+41710000050", "isPhoneVerified": true})
+    );
+
+    let seen = receiver.requests().len();
+    crate::grpc_web_text::round_trip(&up.url, &format!("{user}-text"), "+41 71 000 00 51", || {
+        next_code(&receiver, seen)
+    })
+    .await;
+
+    drop(up);
+    let up = SpinUp::start(
+        spin,
+        state,
+        &settings(&receiver),
+        &variables,
+        runtime_config,
+    )
+    .await;
+    let get = up
+        .call(reqwest::Method::GET, support::PHONE_URL, &user, None)
+        .await;
+    assert_eq!(
+        (get.body["phone"]["phone"].as_str(), get.sequence()),
+        (Some("+41710000050"), 3),
+        "the record outlived the restart: {:?}",
+        get.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_up_on_its_default_sqlite_store() {
+    let Some(spin) = spin_binary("spin_up_on_its_default_sqlite_store") else {
+        return;
+    };
+    let state = state_dir("sqlite");
+    round_trip(&spin, "sqlite", None, &state).await;
+    assert!(
+        state.join("sqlite_key_value.db").exists(),
+        "Spin's default store is a SQLite file in the state dir"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_up_on_redis_through_a_runtime_config() {
+    let Some(spin) = spin_binary("spin_up_on_redis_through_a_runtime_config") else {
+        return;
+    };
+    let state = state_dir("redis");
+    let redis = RedisServer::start(&state, false);
+    let config = state.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url()
+        ),
+    )
+    .expect("runtime config");
+    round_trip(&spin, "redis", Some(&config), &state).await;
+    let keys = Command::new("redis-cli")
+        .args(["-u", &redis.url(), "DBSIZE"])
+        .output()
+        .expect("redis-cli (Debian's redis-tools, which redis-server pulls in)");
+    let keys = String::from_utf8_lossy(&keys.stdout);
+    assert!(
+        keys.trim().parse::<u64>().is_ok_and(|n| n > 0),
+        "the records are in Redis: DBSIZE {keys}"
+    );
+}
