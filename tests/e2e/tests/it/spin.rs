@@ -98,12 +98,14 @@ impl SpinUp {
         }
     }
 
-    async fn call(
+    /// A JSON call; bodies go with `content_type` (upstream reads any non-gRPC type as JSON).
+    async fn call_as(
         &self,
         method: reqwest::Method,
         path: &str,
         user: &str,
         body: Option<&str>,
+        content_type: &str,
     ) -> Answer {
         let mut request = self
             .client
@@ -112,7 +114,7 @@ impl SpinUp {
             .timeout(Duration::from_secs(60));
         if let Some(body) = body {
             request = request
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(body.to_owned());
         }
         let response = request.send().await.expect("spin answers");
@@ -124,6 +126,17 @@ impl SpinUp {
             headers,
             body,
         }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        self.call_as(method, path, user, body, "application/json")
+            .await
     }
 
     fn log(&self) -> String {
@@ -171,7 +184,7 @@ async fn next_code(receiver: &FakeServer, seen: usize) -> String {
     panic!("no SMS reached the webhook");
 }
 
-/// PUT, the webhook SMS, verify with its code, GET verified; then the same in gRPC-Web text
+/// PUT (form-typed JSON), the webhook SMS, verify with its code, GET verified; then the same in gRPC-Web text
 /// mode, then a restart on the same store finds the record.
 async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, state: &Path) {
     let receiver = FakeServer::start(200, "{}").await;
@@ -186,12 +199,14 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
     .await;
     let user = format!("spin-{name}");
 
+    // Sent as `curl -d` sends it without -H: a form content type, read as JSON as upstream does.
     let set = up
-        .call(
+        .call_as(
             reqwest::Method::PUT,
             support::PHONE_URL,
             &user,
             Some(r#"{"phone":"+41 71 000 00 50"}"#),
+            "application/x-www-form-urlencoded",
         )
         .await;
     assert_eq!(

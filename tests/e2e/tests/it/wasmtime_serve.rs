@@ -331,17 +331,38 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// gRPC-Web text mode on `wasmtime serve` (HTTP/1.1), request bodies in padded chunks.
+/// gRPC-Web text mode on `wasmtime serve` (HTTP/1.1), request bodies in padded chunks; and a
+/// form-typed JSON body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_text_mode_round_trips() {
     let receiver = FakeServer::start(200, "{}").await;
     let data = data_dir("text");
     let serve = Serve::start(&data, &env(&receiver.url)).await;
+    // JSON as `curl -d` sends it without -H (a form content type) is read as JSON, as upstream does.
+    let form = serve
+        .client
+        .put(format!("{}{}", serve.url, support::PHONE_URL))
+        .header(
+            "authorization",
+            format!("Bearer {}", tokens::token("form-serve")),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"phone":"+41 71 000 00 43"}"#)
+        .send()
+        .await
+        .expect("wasmtime serve answers");
+    assert_eq!(form.status(), 200, "{:?}", form.text().await);
     crate::grpc_web_text::round_trip(&serve.url, "text-serve", "+41 71 000 00 42", || async {
         for _ in 0..100 {
-            if let Some(request) = receiver.requests().last() {
-                let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
-                return body["args"]["code"].as_str().expect("a code").to_owned();
+            // The SMS to this number (the form-typed PUT above sent one to another).
+            let code = receiver.requests().iter().rev().find_map(|request| {
+                let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+                (body["contextInfo"]["recipientPhoneNumber"] == "+41710000042")
+                    .then(|| body["args"]["code"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(code) = code {
+                return code;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
