@@ -1,45 +1,28 @@
 //! Settings read from the environment (docs/configuration.md), parsed once per instance for
 //! each environment it sees: [`Config::load`] keys its cache by the values of every variable
-//! [`VARIABLES`] lists, so an instance whose environment changes reads the new settings.
+//! the core reads (`set_my_phone_wire::settings`), so an instance whose settings change reads
+//! them anew. Where a value comes from (environment or `wasi:config`) is the host side's business
+//! (`crate::platform::Services::settings`).
 //! A missing or malformed required setting is an `Error::Config` naming the variable.
 
 use crate::auth::KeySet;
 use crate::error::Error;
-use crate::platform::Url;
+use crate::platform::{Settings, SettingsUnavailable, Url};
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
+use set_my_phone_wire::settings::Reader;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Every variable the settings are read from: the key of the per-instance cache.
-pub const VARIABLES: &[&str] = &[
-    "AUTH_ISSUER",
-    "AUTH_JWKS",
-    "AUTH_JWKS_URL",
-    "AUTH_INTROSPECTION_URL",
-    "AUTH_CLIENT_ID",
-    "AUTH_CLIENT_SECRET",
-    "AUTH_CLIENT_KEY",
-    "AUTH_CHECK_REVOCATION",
-    "AUTH_INTROSPECTION_CACHE",
-    "AUTH_AUDIENCE",
-    "AUTH_RESOURCE_OWNER_CLAIM",
-    "PHONE_DEFAULT_REGION",
-    "SMS_PROVIDER",
-    "PHONE_CODE_SECRET",
-    "PHONE_CODE_LENGTH",
-    "PHONE_CODE_EXPIRY",
-    "PHONE_CODE_MAX_ATTEMPTS",
-    "PHONE_RESEND_COOLDOWN",
-    "PHONE_CODES_PER_HOUR",
-    "PHONE_ALLOWED_REGIONS",
-    "KV_STORE",
-];
+/// Every setting the core reads (the wire crate's list): the key of the per-instance cache.
+fn variables() -> impl Iterator<Item = &'static str> {
+    set_my_phone_wire::settings::read_by(Reader::Core).map(|setting| setting.name)
+}
 
 /// How many distinct environments an instance keeps parsed settings for.
 const CACHED_ENVIRONMENTS: usize = 4;
 
-/// The values of [`VARIABLES`] in one environment.
+/// The values of the core's settings, in [`variables`] order.
 type Environment = Vec<Option<String>>;
 
 thread_local! {
@@ -145,8 +128,13 @@ fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
 impl Config {
     /// The settings in `env`: parsed once per instance for each environment, and parsed again
     /// whenever a variable they are read from changes. Invalid settings are not kept.
-    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Rc<Config>, Error> {
-        let values: Environment = VARIABLES.iter().map(|name| env(name)).collect();
+    pub fn load(settings: &Settings<'_>) -> Result<Rc<Config>, Error> {
+        let values: Environment = variables()
+            .map(settings)
+            .collect::<Result<_, _>>()
+            .map_err(|unavailable: SettingsUnavailable| {
+                Error::SettingsUnavailable(unavailable.0)
+            })?;
         let known = PARSED.with_borrow(|parsed| {
             parsed
                 .iter()
@@ -157,8 +145,11 @@ impl Config {
             return Ok(config);
         }
         let config = Rc::new(Config::from_lookup(|name| {
-            let index = VARIABLES.iter().position(|known| *known == name);
-            debug_assert!(index.is_some(), "{name} is missing from config::VARIABLES");
+            let index = variables().position(|known| known == name);
+            debug_assert!(
+                index.is_some(),
+                "{name} is missing from the wire crate's settings"
+            );
             index.and_then(|i| values.get(i).cloned().flatten())
         })?);
         PARSED.with_borrow_mut(|parsed| {
@@ -628,7 +619,7 @@ mod tests {
         let mut read = read.into_inner();
         read.sort();
         read.dedup();
-        let mut listed: Vec<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        let mut listed: Vec<String> = variables().map(str::to_string).collect();
         listed.sort();
         assert_eq!(read, listed);
     }

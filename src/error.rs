@@ -70,6 +70,8 @@ pub enum Error {
         variable: &'static str,
         problem: String,
     },
+    /// The host's settings store (`wasi:config`) failed; holds why, never a value.
+    SettingsUnavailable(String),
     /// The key-value store failed or is unreachable.
     StoreUnavailable(String),
     /// A stored record could not be read back.
@@ -181,7 +183,16 @@ impl Error {
             Error::Config { variable, problem } => (
                 Internal,
                 Some("SMP-CONF1"),
-                format!("configuration error: {variable} {problem}"),
+                // Both spellings: the environment's and wasi:config's (a Spin variable).
+                format!(
+                    "configuration error: {variable} ({}) {problem}",
+                    set_my_phone_wire::settings::config_key(variable)
+                ),
+            ),
+            Error::SettingsUnavailable(_) => (
+                Unavailable,
+                Some("SMP-CONF2"),
+                "the host's settings store cannot be read; try again later".into(),
             ),
             Error::StoreUnavailable(_) => (
                 Unavailable,
@@ -234,6 +245,7 @@ impl Error {
             Error::Config { variable, problem } => {
                 Some(format!("configuration: {variable} {problem}"))
             }
+            Error::SettingsUnavailable(why) => Some(format!("settings store: {why}")),
             Error::StoreUnavailable(why) => Some(format!("key-value store: {why}")),
             Error::CorruptRecord(why) => Some(format!("corrupt record: {why}")),
             Error::TooMuchContention => Some("compare-and-swap retries exhausted".into()),
@@ -285,13 +297,32 @@ mod tests {
     }
 
     #[test]
-    fn config_errors_name_the_variable_only() {
+    fn config_errors_name_the_variable_in_both_spellings_only() {
         let status = Error::Config {
             variable: "AUTH_ISSUER",
             problem: "is not set".into(),
         }
         .status();
-        assert_eq!(status.http_status, 500);
-        assert!(status.message.contains("AUTH_ISSUER is not set"));
+        assert_eq!((status.http_status, status.code), (500, Code::Internal));
+        assert!(
+            status
+                .message
+                .contains("AUTH_ISSUER (auth_issuer) is not set"),
+            "{}",
+            status.message
+        );
+    }
+
+    #[test]
+    fn a_failing_settings_store_is_unavailable_and_says_no_more() {
+        let error = Error::SettingsUnavailable("vault: token expired".into());
+        let status = error.status();
+        assert_eq!((status.http_status, status.code), (503, Code::Unavailable));
+        assert!(!status.message.contains("vault"), "{}", status.message);
+        assert_eq!(status.detail.map(|d| d.id), Some("SMP-CONF2"));
+        assert_eq!(
+            error.log_detail().as_deref(),
+            Some("settings store: vault: token expired")
+        );
     }
 }

@@ -496,7 +496,7 @@ mod tests {
             |_: &str| -> Result<Box<dyn KeyValue>, OpenError> { Ok(Box::new(MemoryKv::default())) };
         let (clock, random) = (FixedClock::at(1_800_000_000), CountingRandom(Cell::new(7)));
         let services = Services {
-            env: &env,
+            settings: &|name: &str| Ok(env(name)),
             open_store: &open,
             clock: &clock,
             random: &random,

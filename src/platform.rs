@@ -48,9 +48,18 @@ pub enum OpenError {
 /// Opens a key-value store by label.
 pub type StoreOpener = dyn Fn(&str) -> Result<Box<dyn KeyValue>, OpenError>;
 
+/// The host's settings store could not be read (`wasi:config` answered an error); the reason
+/// holds no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsUnavailable(pub String);
+
+/// A setting's value by its environment name (`AUTH_ISSUER`), wherever the host keeps it
+/// (`set_my_phone_wire::settings` has the precedence); `Ok(None)` when unset.
+pub type Settings<'a> = dyn Fn(&str) -> Result<Option<String>, SettingsUnavailable> + 'a;
+
 /// Everything the API needs from its host.
 pub struct Services<'a> {
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub settings: &'a Settings<'a>,
     pub open_store: &'a StoreOpener,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Random,

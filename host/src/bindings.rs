@@ -14,4 +14,5 @@ mod generated {
 }
 
 pub(crate) use generated::set_my_phone::sms::sender;
+pub(crate) use generated::wasi::config::store as config_store;
 pub(crate) use generated::wasi::keyvalue::{atomics, store};

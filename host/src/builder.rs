@@ -1,6 +1,7 @@
 //! [`HostBuilder`]: what a [`Host`] runs (the component, its settings, store and SMS sender) and
 //! under which limits; `build` compiles the component once.
 
+use crate::config_store::ConfigStore;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ const TABLES_PER_GUEST: u32 = 4;
 pub struct HostBuilder {
     wasm: PathBuf,
     env: Vec<(String, String)>,
+    config: ConfigStore,
     backend: Option<Arc<dyn Backend>>,
     sms: Option<Arc<dyn SmsSender>>,
     stores: Vec<String>,
@@ -81,6 +83,7 @@ impl HostBuilder {
         Self {
             wasm: wasm.into(),
             env: Vec::new(),
+            config: ConfigStore::default(),
             backend: None,
             sms: None,
             stores: vec!["default".to_owned()],
@@ -117,6 +120,20 @@ impl HostBuilder {
     }
 
     /// Stores the guest's key-value data in `backend`.
+    /// Sets `key` in the guest's `wasi:config/store` (settings by their lower-case names, such
+    /// as `phone_code_secret`; the guest's environment overrides them).
+    pub fn config(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.set(key, value);
+        self
+    }
+
+    /// Serves `wasi:config/store` from `store`, which the caller may change (or make fail)
+    /// while the host runs.
+    pub fn config_store(mut self, store: ConfigStore) -> Self {
+        self.config = store;
+        self
+    }
+
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.backend = Some(backend);
         self
@@ -307,6 +324,7 @@ impl HostBuilder {
         Ok(Host {
             pre,
             env: self.env.into(),
+            config: self.config,
             keyvalue: KeyValueCtx {
                 backend: Arc::new(MeteredBackend {
                     inner: backend,

@@ -28,6 +28,7 @@ mod admin;
 mod answers;
 mod bindings;
 mod builder;
+pub mod config_store;
 pub mod embed;
 mod instances;
 pub mod keyvalue;
@@ -38,6 +39,7 @@ pub mod server;
 pub mod sms;
 
 pub use builder::HostBuilder;
+pub use config_store::ConfigStore;
 pub use instances::{DropReason, InstanceStats};
 pub use server::{Host, RunningHost};
 /// What [`HostBuilder::wall_clock`] takes: a clock for the guest's `wasi:clocks/wall-clock`.

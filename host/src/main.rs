@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, Parser, Subcommand};
-use set_my_phone_host::HostBuilder;
+use set_my_phone_host::config_store::read_config_file;
 use set_my_phone_host::keyvalue::{Backend, MemoryBackend, RedbBackend, RedisBackend};
 use set_my_phone_host::sms::{LogSms, NoSms};
+use set_my_phone_host::{ConfigStore, HostBuilder};
 
 mod dev;
 mod logs;
@@ -89,7 +90,8 @@ Environment:
   The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this
   process, and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
   SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
-  key-value store label besides \"default\".
+  key-value store label besides \"default\". Settings from --config-file reach it through
+  wasi:config; a variable of this process overrides the file's value.
 
 Stopping:
   SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish (up to 30 s)
@@ -209,6 +211,14 @@ struct Options {
     /// the reason) and GET /metrics (Prometheus). Off by default; port 0: a free port.
     #[arg(long = "admin-listen", value_name = "ADDR", value_parser = parse_listen)]
     admin_listen: Option<SocketAddr>,
+    /// Settings (secrets too) from a file that only its owner may read (chmod 600).
+    ///
+    /// Settings, secrets too, from a file that only its owner may read (chmod 600; another
+    /// mode is refused): NAME=value lines in either spelling (PHONE_CODE_SECRET or
+    /// phone_code_secret), `#` comments, optional quotes. The component reads them through
+    /// wasi:config; a variable of this process with the same name overrides the file.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_file: Option<PathBuf>,
 }
 
 impl Cli {
@@ -396,6 +406,10 @@ fn passed_env() -> Vec<(String, String)> {
 
 async fn serve(options: Options) -> anyhow::Result<()> {
     // Everything that can be wrong with the configuration fails here, before serving.
+    let config_values = match &options.config_file {
+        Some(path) => read_config_file(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
     let backend = options.store.open().await?;
     if !options.wasm.is_file() {
         bail!(
@@ -424,10 +438,20 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         dev_token = Some(token);
     }
     let mut stores = vec!["default".to_owned()];
-    if let Some((_, label)) = env.iter().find(|(name, _)| name == "KV_STORE")
-        && !stores.contains(label)
+    let label = set_my_phone_wire::settings::resolve(
+        "KV_STORE",
+        |name| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
+        |key| {
+            config_values
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        },
+    );
+    if let Some(label) = label
+        && !stores.contains(&label)
     {
-        stores.push(label.clone());
+        stores.push(label);
     }
     let mut builder = HostBuilder::new(&options.wasm);
     if let Some(addr) = options.admin_listen {
@@ -435,6 +459,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     }
     let host = builder
         .envs(env)
+        .config_store(ConfigStore::new(config_values))
         .stores(stores)
         .backend(backend)
         .sms(if options.dev || options.print_sms {

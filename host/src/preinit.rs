@@ -19,7 +19,15 @@ pub async fn preinitialize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
         backend: Arc::new(MemoryBackend::new()),
         stores: vec!["default".to_owned()].into(),
     };
-    let mut store = Store::new(&engine, State::new(&[], keyvalue, Arc::new(LogSms::new())));
+    let mut store = Store::new(
+        &engine,
+        State::new(
+            &[],
+            crate::ConfigStore::default(),
+            keyvalue,
+            Arc::new(LogSms::new()),
+        ),
+    );
     let (snapshot, _) = wasmtime_wizer::Wizer::new()
         .init_func("wizer-initialize")
         // Keep the export: the world declares it, and composition expects what the world says.

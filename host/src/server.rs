@@ -42,6 +42,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::answers::ErrorFormat;
 use crate::bindings;
 use crate::builder::SharedWallClock;
+use crate::config_store::{Config, ConfigStore, ConfigView};
 use crate::instances::{DropReason, InstancePool, InstanceStats, ReuseStats, Warm};
 use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
 use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
@@ -51,6 +52,8 @@ use crate::sms::{Sms, SmsSender, SmsView};
 pub struct Host {
     pub(crate) pre: ProxyPre<State>,
     pub(crate) env: Arc<[(String, String)]>,
+    /// What the guest reads through `wasi:config/store`.
+    pub(crate) config: ConfigStore,
     pub(crate) keyvalue: KeyValueCtx,
     pub(crate) sms: Arc<dyn SmsSender>,
     pub(crate) tasks: GuestTasks,
@@ -117,6 +120,7 @@ pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     bindings::store::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
     bindings::atomics::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
     bindings::sender::add_to_linker::<State, Sms>(&mut linker, sms_view)?;
+    bindings::config_store::add_to_linker::<State, Config>(&mut linker, config_view)?;
     Ok(linker)
 }
 
@@ -127,6 +131,7 @@ pub(crate) struct State {
     table: ResourceTable,
     keyvalue: KeyValueCtx,
     sms: Arc<dyn SmsSender>,
+    config: ConfigStore,
     /// The store's resource limiter (installed by [`Host`]; not by pre-initialisation).
     memory: MemoryCap,
 }
@@ -154,6 +159,12 @@ fn keyvalue_view(state: &mut State) -> KeyValueView<'_> {
     KeyValueView {
         ctx: &state.keyvalue,
         table: &mut state.table,
+    }
+}
+
+fn config_view(state: &mut State) -> ConfigView<'_> {
+    ConfigView {
+        store: &state.config,
     }
 }
 
@@ -446,6 +457,7 @@ impl Host {
     fn new_state(&self) -> State {
         State::with_wall_clock(
             &self.env,
+            self.config.clone(),
             self.keyvalue.clone(),
             Arc::clone(&self.sms),
             self.wall_clock.clone(),
@@ -476,15 +488,17 @@ fn body_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
 impl State {
     pub(crate) fn new(
         env: &[(String, String)],
+        config: ConfigStore,
         keyvalue: KeyValueCtx,
         sms: Arc<dyn SmsSender>,
     ) -> State {
-        Self::with_wall_clock(env, keyvalue, sms, None)
+        Self::with_wall_clock(env, config, keyvalue, sms, None)
     }
 
     /// [`State::new`] whose guest reads `wall_clock` (the system clock when `None`).
     fn with_wall_clock(
         env: &[(String, String)],
+        config: ConfigStore,
         keyvalue: KeyValueCtx,
         sms: Arc<dyn SmsSender>,
         wall_clock: Option<SharedWallClock>,
@@ -500,6 +514,7 @@ impl State {
             table: ResourceTable::new(),
             keyvalue,
             sms,
+            config,
             memory: MemoryCap::new(limits::MAX_MAX_MEMORY),
         }
     }

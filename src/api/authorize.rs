@@ -14,7 +14,7 @@ pub(super) fn authorize<'a>(
     services: &'a Services<'a>,
     authorization: Option<&str>,
 ) -> Result<Caller<'a>, Error> {
-    let config = Config::load(services.env)?;
+    let config = Config::load(services.settings)?;
     // Without any header there is nothing to look up: answer before touching the store.
     if authorization.is_none() {
         return Err(Error::AuthHeaderMissing);

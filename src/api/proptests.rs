@@ -489,7 +489,7 @@ proptest! {
         };
         let (clock, random) = (FixedClock::at(1_800_000_000), CountingRandom(Cell::new(0)));
         let services = Services {
-            env: &env,
+            settings: &|name: &str| Ok(env(name)),
             open_store: &open_store,
             clock: &clock,
             random: &random,

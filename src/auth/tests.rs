@@ -276,7 +276,7 @@ impl Deployment {
         let open =
             move |_: &str| -> Result<Box<dyn KeyValue>, OpenError> { Ok(Box::new(Rc::clone(&kv))) };
         let services = Services {
-            env: &env,
+            settings: &|name: &str| Ok(env(name)),
             open_store: &open,
             clock: &self.clock,
             random: &self.random,
@@ -356,10 +356,11 @@ fn settings_are_parsed_once_per_environment() {
         ("AUTH_JWKS", jwks(&KEY_1, "k")),
     ]);
     let lookup = |name: &str| {
-        env.borrow()
+        Ok(env
+            .borrow()
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.clone()))
     };
     let first = Config::load(&lookup).expect("valid");
     let again = Config::load(&lookup).expect("valid");

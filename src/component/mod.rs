@@ -23,6 +23,7 @@ mod bindings {
             "wasi:cli/environment@0.2.4": wasip2::cli::environment,
             "wasi:random/random@0.2.4": wasip2::random::random,
             "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
+            "wasi:config/store@0.2.0-draft-2024-09-27": generate,
             "wasi:keyvalue/store@0.2.0-draft2": generate,
             "wasi:keyvalue/atomics@0.2.0-draft2": generate,
             "set-my-phone:sms/sender@0.1.0": generate,
@@ -49,11 +50,11 @@ impl Guest for Component {
     /// Answers the request, then (after the response is finished) does follow-up work such
     /// as sending the SMS: "respond first, deliver after" (docs/design.md).
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let env = services::Environment::read();
-        let lookup = |name: &str| env.get(name);
+        let settings = services::HostSettings::read();
+        let lookup = |name: &str| settings.get(name);
         let open_store = services::open_store;
         let services = crate::platform::Services {
-            env: &lookup,
+            settings: &lookup,
             open_store: &open_store,
             clock: &services::WasiClock,
             random: &services::WasiRandom,

@@ -1,10 +1,11 @@
 //! The core's host traits implemented over WIT imports: wasi:keyvalue (draft2), our sms
-//! interface, wasi:clocks, wasi:random and wasi:cli/environment.
+//! interface, wasi:clocks, wasi:random, wasi:cli/environment and wasi:config.
 
 use super::bindings::set_my_phone::sms::sender;
+use super::bindings::wasi::config::store as config_store;
 use super::bindings::wasi::keyvalue::{atomics, store};
-use crate::platform::OpenError;
 use crate::platform::{Answer, Clock, Failure, Http, Random, Request};
+use crate::platform::{OpenError, SettingsUnavailable};
 use crate::sms::{Message, SendError, Sms};
 use crate::store::{Cas, KeyValue, StoreError, SwapError};
 use crate::time::Timestamp;
@@ -12,20 +13,40 @@ use std::collections::HashMap;
 use std::time::Duration;
 use wasip2::clocks::{monotonic_clock, wall_clock};
 
-/// The environment as the host passes it, read once per request.
-pub struct Environment(HashMap<String, String>);
+/// The settings as the host passes them, read once per request: the environment and
+/// `wasi:config/store` (Spin variables), combined by the wire crate's precedence.
+pub struct HostSettings {
+    env: HashMap<String, String>,
+    config: Result<HashMap<String, String>, SettingsUnavailable>,
+}
 
-impl Environment {
+impl HostSettings {
     pub fn read() -> Self {
-        Environment(
-            wasip2::cli::environment::get_environment()
+        let config = config_store::get_all()
+            .map(|pairs| pairs.into_iter().collect())
+            .map_err(|error| {
+                SettingsUnavailable(match error {
+                    config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
+                    config_store::Error::Io(why) => format!("wasi:config io: {why}"),
+                })
+            });
+        HostSettings {
+            env: wasip2::cli::environment::get_environment()
                 .into_iter()
                 .collect(),
-        )
+            config,
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    /// A setting by its environment name; a failed config store fails every lookup, so that
+    /// no request runs on half its settings.
+    pub fn get(&self, name: &str) -> Result<Option<String>, SettingsUnavailable> {
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        Ok(set_my_phone_wire::settings::resolve(
+            name,
+            |name| self.env.get(name).cloned(),
+            |key| config.get(key).cloned(),
+        ))
     }
 }
 

@@ -58,7 +58,7 @@ impl World {
         let open =
             move |_: &str| -> Result<Box<dyn KeyValue>, OpenError> { Ok(Box::new(Rc::clone(&kv))) };
         let services = Services {
-            env: &env,
+            settings: &|name: &str| Ok(env(name)),
             open_store: &open,
             clock: &self.clock,
             random: &self.random,

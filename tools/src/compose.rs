@@ -1,26 +1,34 @@
 //! Composition (what `wac plug` does): each plug's exports satisfy the matching imports of the
-//! socket, and the result exports everything the socket exports.
+//! socket, and the result exports everything the socket exports. Imports nobody satisfies stay
+//! imports of the result.
 
 use anyhow::Context as _;
 use std::path::Path;
 use wac_graph::{CompositionGraph, EncodeOptions};
 use wac_types::Package;
 
-pub fn plug(socket: &Path, plugs: &[&Path]) -> anyhow::Result<Vec<u8>> {
+/// A component's bytes, read from `path`.
+pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Plugs `plugs` (name, bytes) into `socket`; names appear in errors.
+pub fn plug(socket: (&str, &[u8]), plugs: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
-    let load = |graph: &mut CompositionGraph, name: &str, path: &Path| {
-        let package = Package::from_file(name, None, path, graph.types_mut())
-            .with_context(|| format!("cannot load {}", path.display()))?;
+    let load = |graph: &mut CompositionGraph, package: &str, (name, bytes): (&str, &[u8])| {
+        let package = Package::from_bytes(package, None, bytes, graph.types_mut())
+            .with_context(|| format!("cannot load {name}"))?;
         graph
             .register_package(package)
-            .with_context(|| format!("cannot register {}", path.display()))
+            .with_context(|| format!("cannot register {name}"))
     };
-    let socket_id = load(&mut graph, "set-my-phone:core", socket)?;
+    let socket_id = load(&mut graph, "set-my-phone:socket", socket)?;
     let mut plug_ids = Vec::new();
-    for (n, path) in plugs.iter().enumerate() {
-        plug_ids.push(load(&mut graph, &format!("set-my-phone:plug{n}"), path)?);
+    for (n, plug) in plugs.iter().enumerate() {
+        plug_ids.push(load(&mut graph, &format!("set-my-phone:plug{n}"), *plug)?);
     }
-    wac_graph::plug(&mut graph, plug_ids, socket_id).context("plugging the components together")?;
+    wac_graph::plug(&mut graph, plug_ids, socket_id)
+        .with_context(|| format!("plugging into {}", socket.0))?;
     graph
         .encode(EncodeOptions::default())
         .context("encoding the composition")

@@ -23,8 +23,11 @@ enum Command {
     /// Writes into OUT:
     ///   set-my-phone.wasm — core + SMS provider, pre-initialised; imports only wasi:* (key-value
     ///     from the host: Spin, the reference host);
-    ///   set-my-phone-wasmtime-serve.wasm — core + SMS provider + file-backed key-value,
-    ///     pre-initialised (for `wasmtime serve -Scli --dir DATA::/data`);
+    ///   set-my-phone-wasmtime-serve.wasm — core + SMS provider + file-backed key-value + an
+    ///     empty wasi:config, pre-initialised (for `wasmtime serve -Scli --dir DATA::/data` with
+    ///     settings as --env);
+    ///   set-my-phone-wasmtime-serve-config.wasm — the same with the wasi:config bridge instead
+    ///     (settings as `-Sconfig -Sconfig-var=NAME=VALUE`, --env overriding);
     ///   set-my-phone-wasmtime-serve-slow.wasm — the same without pre-initialisation (the
     ///     benchmark's baseline);
     ///   set-my-phone-core-initialised.wasm — the pre-initialised core alone (imports key-value
@@ -44,6 +47,12 @@ struct Options {
     /// The file-backed key-value component (adapters/kv-file).
     #[arg(long, value_name = "KV.wasm")]
     kv: PathBuf,
+    /// The wasi:config bridge for `wasmtime serve -Sconfig` (adapters/config-rc1).
+    #[arg(long, value_name = "CONFIG.wasm")]
+    config: PathBuf,
+    /// The empty wasi:config store (adapters/config-none).
+    #[arg(long, value_name = "NONE.wasm")]
+    config_none: PathBuf,
     /// The directory to write the artifacts into (created when missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -59,24 +68,49 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 async fn artifacts(options: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("cannot create {}", options.out.display()))?;
+    let core = compose::read(&options.core)?;
+    let sms = compose::read(&options.sms)?;
+    let kv = compose::read(&options.kv)?;
+    let config = compose::read(&options.config)?;
+    let none = compose::read(&options.config_none)?;
     // Wizer snapshots flat components only, so the core is pre-initialised before composing.
-    let core = std::fs::read(&options.core)
-        .with_context(|| format!("cannot read {}", options.core.display()))?;
-    let ready = options.out.join("set-my-phone-core-initialised.wasm");
-    write(
-        &options.out,
-        "set-my-phone-core-initialised.wasm",
-        &set_my_phone_host::preinit::preinitialize(&core).await?,
-    )?;
-    let slow = compose::plug(&options.core, &[&options.sms, &options.kv])?;
-    write(&options.out, "set-my-phone-wasmtime-serve-slow.wasm", &slow)?;
+    let ready = set_my_phone_host::preinit::preinitialize(&core).await?;
+    write(&options.out, "set-my-phone-core-initialised.wasm", &ready)?;
+    let (core, ready) = (
+        ("the core", &core[..]),
+        ("the pre-initialised core", &ready[..]),
+    );
+    let (sms, kv, config) = (
+        ("the SMS provider", &sms[..]),
+        ("kv-file", &kv[..]),
+        ("config-rc1", &config[..]),
+    );
     write(
         &options.out,
         "set-my-phone.wasm",
-        &compose::plug(&ready, &[&options.sms])?,
+        &compose::plug(ready, &[sms])?,
     )?;
-    let serve = compose::plug(&ready, &[&options.sms, &options.kv])?;
-    write(&options.out, "set-my-phone-wasmtime-serve.wasm", &serve)?;
+    // For `wasmtime serve`: the SMS provider imports wasi:config too, so it gets its config
+    // component before it is plugged into the core beside the store and another one.
+    for (config, name) in [
+        (
+            ("config-none", &none[..]),
+            "set-my-phone-wasmtime-serve.wasm",
+        ),
+        (config, "set-my-phone-wasmtime-serve-config.wasm"),
+    ] {
+        let sms = compose::plug(sms, &[config])?;
+        let sms = ("the SMS provider with its config", &sms[..]);
+        write(
+            &options.out,
+            name,
+            &compose::plug(ready, &[sms, kv, config])?,
+        )?;
+        if name == "set-my-phone-wasmtime-serve.wasm" {
+            let slow = compose::plug(core, &[sms, kv, config])?;
+            write(&options.out, "set-my-phone-wasmtime-serve-slow.wasm", &slow)?;
+        }
+    }
     Ok(())
 }
 

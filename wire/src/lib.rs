@@ -5,13 +5,15 @@
 //! - [`Rpc`]: the RPCs, by gRPC method name and by REST route;
 //! - [`Code`]: gRPC status codes, their names and the HTTP status grpc-gateway gives each;
 //! - [`percent_encode_message`]: the `grpc-message` encoding;
-//! - [`text`]: the base64 bodies of gRPC-Web text mode.
+//! - [`text`]: the base64 bodies of gRPC-Web text mode;
+//! - [`settings`]: every setting the components read, and where (environment, `wasi:config`).
 //!
 //! docs/api.md describes the same rules for users.
 
 mod code;
 mod protocol;
 mod rpc;
+pub mod settings;
 pub mod text;
 
 pub use code::Code;

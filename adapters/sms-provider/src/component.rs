@@ -23,6 +23,7 @@ mod bindings {
             "wasi:clocks/monotonic-clock@0.2.4": wasip2::clocks::monotonic_clock,
             "wasi:clocks/wall-clock@0.2.4": wasip2::clocks::wall_clock,
             "wasi:cli/environment@0.2.4": wasip2::cli::environment,
+            "wasi:config/store@0.2.0-draft-2024-09-27": generate,
             "set-my-phone:sms/sender@0.1.0": generate,
         },
     });
@@ -32,13 +33,32 @@ mod bindings {
 }
 
 use bindings::exports::set_my_phone::sms::sender;
+use bindings::wasi::config::store as config_store;
 
 struct Component;
 
 impl sender::Guest for Component {
     fn send(message: sender::Message) -> Result<String, sender::SendError> {
         let env = wasip2::cli::environment::get_environment();
-        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        // Settings: the environment, else the host's config store (the wire crate's precedence).
+        // A store that cannot be read may work on the next attempt: a retryable failure.
+        let config = match config_store::get_all() {
+            Ok(pairs) => pairs,
+            Err(config_store::Error::Upstream(why) | config_store::Error::Io(why)) => {
+                return Err(sender::SendError::Retryable(format!(
+                    "the host's settings store (wasi:config) failed: {why}"
+                )));
+            }
+        };
+        let find = |pairs: &[(String, String)], name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let lookup = |name: &str| {
+            set_my_phone_wire::settings::resolve(name, |n| find(&env, n), |key| find(&config, key))
+        };
         let message = Message {
             recipient: message.recipient,
             text: message.text,

@@ -8,7 +8,7 @@
 // SMS); the instance returns to the pool only when its call has returned.
 
 import { IncomingRequest, ResponseOutparam } from "./http.js";
-import { makeImports, serviceEnvironment } from "./imports.js";
+import { makeImports, serviceEnvironment, serviceConfig } from "./imports.js";
 
 function errorResponse(status, code, message) {
   return new Response(JSON.stringify({ code, message, details: [] }), {
@@ -40,7 +40,8 @@ export function createHost({
   extraImports,
 }) {
   const environment = () => serviceEnvironment(env ?? Deno.env.toObject());
-  const imports = makeImports({ kv, environment, fetch, log, extra: extraImports });
+  const config = () => serviceConfig(env ?? Deno.env.toObject());
+  const imports = makeImports({ kv, environment, config, fetch, log, extra: extraImports });
   const modules = new Map();
   const getCoreModule = (name) => {
     if (!modules.has(name)) modules.set(name, compileCore(name));

@@ -57,6 +57,18 @@ export function serviceEnvironment(all) {
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * What wasi:config/store offers (Deno Deploy keeps secrets as environment variables): every
+ * setting in `all` under its lower-case name, whichever case it was set in. The component lets
+ * its environment (serviceEnvironment) win over these.
+ */
+export function serviceConfig(all) {
+  return Object.entries(all)
+    .map(([name, value]) => [name.toLowerCase(), value])
+    .filter(([name]) => /^(auth|phone|sms|twilio)_[a-z0-9_]+$/.test(name) || name === "kv_store")
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 const random = {
   getRandomBytes(len) {
     const bytes = new Uint8Array(Number(len));
@@ -76,6 +88,8 @@ class ComponentExit extends Error {}
  * @param {object} options
  * @param {Deno.Kv} options.kv the store behind wasi:keyvalue
  * @param {() => [string, string][]} options.environment what wasi:cli/environment returns
+ * @param {() => [string, string][]} [options.config] what wasi:config/store holds (a throw,
+ *   such as `{ tag: "io", val: "why" }`, is the store's error)
  * @param {typeof fetch} [options.fetch] for wasi:http/outgoing-handler
  * @param {(line: string) => void} [options.log] component stderr/stdout lines
  * @param {object} [options.extra] more interfaces by name (e.g. a JS `set-my-phone:sms/sender`
@@ -84,6 +98,7 @@ class ComponentExit extends Error {}
 export function makeImports({
   kv,
   environment,
+  config = () => [],
   fetch,
   log = (line) => console.error(line),
   extra = {},
@@ -134,6 +149,15 @@ export function makeImports({
       },
       initialCwd() {
         return undefined;
+      },
+    },
+    // result<_, error> is a return value or a throw for jco; option's none is undefined.
+    "wasi:config/store": {
+      get(key) {
+        return config().find(([name]) => name === key)?.[1];
+      },
+      getAll() {
+        return config();
       },
     },
     "wasi:cli/exit": {

@@ -147,6 +147,25 @@ Deno.test("SetMyPhone then GetMyPhone (JSON) round trip", options, async () => {
   }
 });
 
+Deno.test("settings in lower case reach the component through wasi:config; upper case wins", options, async () => {
+  // Every setting in Spin's spelling, and one also in the environment's spelling (which wins).
+  const lower = Object.fromEntries(
+    Object.entries(baseEnv({ PHONE_DEFAULT_REGION: "DE" })).map(([k, v]) => [k.toLowerCase(), v]),
+  );
+  const app = await serve({ ...lower, PHONE_DEFAULT_REGION: "CH" });
+  try {
+    const set = await within(STEP_MS, "PUT", app.call("PUT", PHONE_URL, {
+      user: "config-user",
+      body: { phone: "071 000 00 09" },
+    }));
+    assertEquals(set.status, 200, `PUT status (${set.text}; logs: ${app.logs.join(" | ")})`);
+    const get = await within(STEP_MS, "GET", app.call("GET", PHONE_URL, { user: "config-user" }));
+    assertEquals(get.json.phone.phone, "+41710000009", "a national number read in CH, not DE");
+  } finally {
+    await app.close();
+  }
+});
+
 /** One gRPC-Web frame (flag byte, 4-byte big-endian length, payload), base64 as text mode sends it. */
 function textFrame(payload) {
   const bytes = new Uint8Array(5 + payload.length);

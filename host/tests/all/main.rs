@@ -17,3 +17,4 @@ mod limits;
 mod ops;
 mod reuse;
 mod serve;
+mod settings;

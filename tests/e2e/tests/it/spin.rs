@@ -33,13 +33,13 @@ struct SpinUp {
 }
 
 impl SpinUp {
-    /// Starts `spin up` with its state (SQLite store, logs) in `state`, the settings in `env`,
-    /// `variables` as `SPIN_VARIABLE_*`, and `runtime_config` when given.
+    /// Starts `spin up` with its state (SQLite store, logs) in `state`, every setting given as
+    /// an application variable (`SPIN_VARIABLE_*`, as an operator keeps secrets out of the
+    /// command line), and `runtime_config` when given.
     async fn start(
         spin: &Path,
         state: &Path,
-        env: &[(String, String)],
-        variables: &[(&str, String)],
+        variables: &[(String, String)],
         runtime_config: Option<&Path>,
     ) -> SpinUp {
         support::artifact_path("set-my-phone.wasm");
@@ -57,9 +57,6 @@ impl SpinUp {
             .arg(state);
         if let Some(path) = runtime_config {
             command.arg("--runtime-config-file").arg(path);
-        }
-        for (name, value) in env {
-            command.arg("--env").arg(format!("{name}={value}"));
         }
         for (name, value) in variables {
             command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
@@ -159,15 +156,35 @@ fn state_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The settings: trusted test keys and a webhook SMS provider at `receiver`.
-fn settings(receiver: &FakeServer) -> Vec<(String, String)> {
+/// The settings as Spin variables (lower-case names): trusted test keys, a webhook SMS provider
+/// at `receiver`, and the origin Spin must let the component call.
+fn variables(receiver: &FakeServer) -> Vec<(String, String)> {
     let mut env = support::base_env();
     env.extend([
         ("SMS_PROVIDER".to_owned(), "webhook".to_owned()),
         ("SMS_WEBHOOK_URL".into(), format!("{}/sms", receiver.url)),
         ("SMS_WEBHOOK_SIGNING_KEY".into(), SIGNING_KEY.into()),
+        ("SMS_WEBHOOK_ORIGIN".into(), receiver.url.clone()),
     ]);
-    env
+    env.into_iter()
+        .map(|(name, value)| (name.to_lowercase(), value))
+        .collect()
+}
+
+/// Every file under `dir`, as text.
+fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+            files.push((path, text));
+        }
+    }
+    files
 }
 
 /// The code in the newest SMS the receiver got since `seen` requests, waiting (bounded) for it.
@@ -184,19 +201,12 @@ async fn next_code(receiver: &FakeServer, seen: usize) -> String {
     panic!("no SMS reached the webhook");
 }
 
-/// PUT (form-typed JSON), the webhook SMS, verify with its code, GET verified; then the same in gRPC-Web text
-/// mode, then a restart on the same store finds the record.
+/// PUT (form-typed JSON), the webhook SMS, verify with its code, GET verified; then the same
+/// in gRPC-Web text mode; a restart on the same store finds the record; no secret was written.
 async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, state: &Path) {
     let receiver = FakeServer::start(200, "{}").await;
-    let variables = [("sms_webhook_origin", receiver.url.clone())];
-    let up = SpinUp::start(
-        spin,
-        state,
-        &settings(&receiver),
-        &variables,
-        runtime_config,
-    )
-    .await;
+    let variables = variables(&receiver);
+    let up = SpinUp::start(spin, state, &variables, runtime_config).await;
     let user = format!("spin-{name}");
 
     // Sent as `curl -d` sends it without -H: a form content type, read as JSON as upstream does.
@@ -241,14 +251,7 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
     .await;
 
     drop(up);
-    let up = SpinUp::start(
-        spin,
-        state,
-        &settings(&receiver),
-        &variables,
-        runtime_config,
-    )
-    .await;
+    let up = SpinUp::start(spin, state, &variables, runtime_config).await;
     let get = up
         .call(reqwest::Method::GET, support::PHONE_URL, &user, None)
         .await;
@@ -257,6 +260,55 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
         (Some("+41710000050"), 3),
         "the record outlived the restart: {:?}",
         get.body
+    );
+    drop(up);
+
+    // No secret in Spin's log, the component's logs or the store (SQLite runs keep it here).
+    let secrets = [support::CODE_SECRET, SIGNING_KEY, &code];
+    for (path, text) in files_under(state) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{} holds a secret", path.display());
+        }
+    }
+}
+
+/// Without settings Spin refuses to start, naming the required variable (Spin's own message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spin_up_without_settings_names_the_missing_variable() {
+    let Some(spin) = spin_binary("spin_up_without_settings_names_the_missing_variable") else {
+        return;
+    };
+    let state = state_dir("unset");
+    let log = state.join("spin-up.log");
+    let mut child = Command::new(&spin)
+        .arg("up")
+        .arg("--from")
+        .arg(workspace_root().join("spin.toml"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("SPIN_VARIABLE_AUTH_ISSUER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
+        .spawn()
+        .expect("spin up runs");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for spin up") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("spin up kept running without its required variable");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("required variable") && stderr.contains("auth_issuer"),
+        "{stderr}"
     );
 }
 

@@ -46,6 +46,17 @@ impl Serve {
 
     /// As `start`, with the server's (and so the component's) stderr going to `stderr`.
     async fn start_logging(data: &Path, env: &[(String, String)], stderr: Stdio) -> Serve {
+        Serve::start_with(ARTIFACT, data, env, &[], stderr).await
+    }
+
+    /// `artifact` with `env` as `--env` and, when any, `config` as `-Sconfig -Sconfig-var=…`.
+    async fn start_with(
+        artifact: &str,
+        data: &Path,
+        env: &[(String, String)],
+        config: &[(String, String)],
+        stderr: Stdio,
+    ) -> Serve {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -63,7 +74,13 @@ impl Serve {
         for (name, value) in env {
             command.arg("--env").arg(format!("{name}={value}"));
         }
-        command.arg(support::artifact_path(ARTIFACT));
+        if !config.is_empty() {
+            command.arg("-Sconfig");
+        }
+        for (key, value) in config {
+            command.arg(format!("-Sconfig-var={key}={value}"));
+        }
+        command.arg(support::artifact_path(artifact));
         let child = command
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -369,4 +386,87 @@ async fn grpc_web_text_mode_round_trips() {
         panic!("no SMS reached the webhook");
     })
     .await;
+}
+
+/// The artifact for `wasmtime serve -Sconfig`: every setting as a `-Sconfig-var` (lower-case
+/// names) except the JSON key set, which `-S` cannot carry (wasmtime splits `-S` values at
+/// commas) and so comes as `--env` (docs/hosts.md). PUT, webhook SMS, verify; an `--env` value
+/// overrides the config var; no secret in the log or the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_from_config_vars_round_trip() {
+    let receiver = FakeServer::start(200, "{}").await;
+    let data = data_dir("config");
+    let mut config = Vec::new();
+    let mut env_only = Vec::new();
+    for (name, value) in env(&receiver.url) {
+        if name == "AUTH_JWKS" {
+            env_only.push((name, value));
+        } else {
+            config.push((name.to_lowercase(), value));
+        }
+    }
+    // The environment wins: the config var says DE, --env says CH (national numbers read in CH).
+    config.push(("phone_default_region".into(), "DE".into()));
+    env_only.push(("PHONE_DEFAULT_REGION".into(), "CH".into()));
+    let log = data.join("serve.log");
+    let serve = Serve::start_with(
+        "set-my-phone-wasmtime-serve-config.wasm",
+        &data,
+        &env_only,
+        &config,
+        Stdio::from(std::fs::File::create(&log).expect("log file")),
+    )
+    .await;
+
+    let set = serve.set("cfg", "071 000 00 44").await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let mut code = None;
+    for _ in 0..100 {
+        if let Some(request) = receiver.requests().last() {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+            assert_eq!(body["contextInfo"]["recipientPhoneNumber"], "+41710000044");
+            code = body["args"]["code"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = code.expect("the SMS reached the webhook set by -Sconfig-var");
+    let verify = serve
+        .client
+        .post(format!("{}{}/_verify", serve.url, support::PHONE_URL))
+        .header("authorization", format!("Bearer {}", tokens::token("cfg")))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "code": code }).to_string())
+        .send()
+        .await
+        .expect("wasmtime serve answers");
+    assert_eq!(verify.status(), 200);
+    let get = serve.get("cfg").await;
+    assert_eq!(
+        get.body["phone"],
+        serde_json::json!({"phone": "+41710000044", "isPhoneVerified": true})
+    );
+    drop(serve);
+    for entry in walk(&data) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+        for secret in [support::CODE_SECRET, SIGNING_KEY, code.as_str()] {
+            assert!(!text.contains(secret), "{} holds a secret", entry.display());
+        }
+    }
+}
+
+/// Without `-Sconfig`, the config artifact cannot start: wasmtime names the missing import.
+/// (The default artifact needs no flag: tests above run it with `--env` alone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_artifact_needs_s_config() {
+    let output = Command::new(wasmtime_binary())
+        .args(["serve", "--addr", "127.0.0.1:0", "-Scli"])
+        .arg(support::artifact_path(
+            "set-my-phone-wasmtime-serve-config.wasm",
+        ))
+        .output()
+        .expect("wasmtime runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("wasi:config/store@0.2.0-rc.1"), "{stderr}");
 }
