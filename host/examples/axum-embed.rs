@@ -10,8 +10,8 @@
 //!   -H 'content-type: application/json' -d '{"phone":"+41 71 000 00 01"}'
 //! ```
 //!
-//! The component sees the program's AUTH_*, PHONE_* and KV_STORE variables
-//! (docs/configuration.md).
+//! The component sees the program's variables that are settings (docs/configuration.md, the
+//! list in wire/src/settings.rs).
 
 use std::sync::Arc;
 
@@ -37,9 +37,9 @@ pub fn phone_service(
     store: Arc<dyn Backend>,
     sms: Arc<dyn SmsSender>,
 ) -> anyhow::Result<HostService> {
-    let passed = vars.into_iter().filter(|(name, _)| {
-        name.starts_with("AUTH_") || name.starts_with("PHONE_") || name == "KV_STORE"
-    });
+    let passed = vars
+        .into_iter()
+        .filter(|(name, _)| set_my_phone_wire::settings::is_env_name(name));
     Ok(HostBuilder::new(wasm)
         .envs(passed)
         .backend(store)

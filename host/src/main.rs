@@ -31,11 +31,9 @@ const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
 /// `dev-identity --users`'s largest value.
 const MAX_DEV_USERS: usize = 10_000;
 
-/// Prefixes of the process variables passed to the component.
+/// How `--help` names the process variables passed to the component: every setting
+/// (`set_my_phone_wire::settings`) starts with one of these or is `KV_STORE`.
 const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
-
-/// Names of further process variables passed to the component.
-const PASSED_NAMES: [&str; 1] = ["KV_STORE"];
 
 /// Reference host for set-my-phone: embeds wasmtime, provides key-value and SMS.
 #[derive(Debug, Parser)]
@@ -87,8 +85,8 @@ enum Command {
 /// The end of `serve --help`: what the component sees and how the host stops.
 const SERVE_AFTER_HELP: &str = "\
 Environment:
-  The component sees the variables AUTH_*, PHONE_*, SMS_*, TWILIO_* and KV_STORE of this
-  process, and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
+  The component sees this process's variables that are settings (AUTH_*, PHONE_*, SMS_*,
+  TWILIO_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
   SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
   key-value store label besides \"default\". Settings from --config-file reach it through
   wasi:config; a variable of this process overrides the file's value.
@@ -395,12 +393,7 @@ fn dev_identity(
 
 fn passed_env() -> Vec<(String, String)> {
     std::env::vars()
-        .filter(|(name, _)| {
-            PASSED_PREFIXES
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
-                || PASSED_NAMES.contains(&name.as_str())
-        })
+        .filter(|(name, _)| set_my_phone_wire::settings::is_env_name(name))
         .collect()
 }
 
@@ -615,8 +608,15 @@ mod tests {
         for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
             assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
         }
-        for passed in PASSED_NAMES {
-            assert!(SERVE_AFTER_HELP.contains(passed), "{passed}");
+        assert!(SERVE_AFTER_HELP.contains("KV_STORE"));
+        // Every setting is covered by what the help names.
+        for setting in set_my_phone_wire::settings::SETTINGS {
+            assert!(
+                setting.name == "KV_STORE"
+                    || PASSED_PREFIXES.iter().any(|p| setting.name.starts_with(p)),
+                "{}",
+                setting.name
+            );
         }
     }
 

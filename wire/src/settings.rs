@@ -81,6 +81,12 @@ pub fn find(name: &str) -> Option<&'static Setting> {
         .find(|setting| setting.name.eq_ignore_ascii_case(name))
 }
 
+/// Whether `name` is a setting's environment name, exactly (`AUTH_ISSUER`, not `auth_issuer`):
+/// what a host passes from its own environment to the component.
+pub fn is_env_name(name: &str) -> bool {
+    SETTINGS.iter().any(|setting| setting.name == name)
+}
+
 /// The key of a setting in `wasi:config/store`: its name in lower case.
 pub fn config_key(name: &str) -> String {
     name.to_ascii_lowercase()
@@ -162,6 +168,7 @@ mod tests {
             );
         }
         assert_eq!(find("NOT_A_SETTING"), None);
+        assert!(is_env_name("TWILIO_FROM") && !is_env_name("twilio_from") && !is_env_name("PATH"));
         assert!(read_by(Reader::Core).any(|s| s.name == "SMS_PROVIDER"));
         assert!(read_by(Reader::SmsProvider).any(|s| s.name == "SMS_PROVIDER"));
         assert!(!read_by(Reader::Core).any(|s| s.name == "TWILIO_AUTH_TOKEN"));
