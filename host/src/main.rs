@@ -31,9 +31,6 @@ const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
 /// `dev-identity --users`'s largest value.
 const MAX_DEV_USERS: usize = 10_000;
 
-/// How `--help` names the process variables passed to the component: every setting
-/// (`set_my_phone_wire::settings`) starts with one of these or is `KV_STORE`.
-const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
 
 /// Reference host for set-my-phone: embeds wasmtime, provides key-value and SMS.
 #[derive(Debug, Parser)]
@@ -605,6 +602,9 @@ mod tests {
 
     #[test]
     fn serve_help_names_the_variables_the_component_sees() {
+        // How the help names the variables passed: every setting starts with one of these or
+        // is KV_STORE.
+        const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
         for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
             assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
         }
