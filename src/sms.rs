@@ -1,20 +1,7 @@
 //! Sending verification codes: the message the core hands to the `sms` import, and its text.
 
-/// One message for the `set-my-phone:sms/sender` import.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    pub recipient: String,
-    pub text: String,
-    pub code: String,
-    pub user_id: String,
-    pub org_id: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    Retryable(String),
-    Permanent(String),
-}
+/// One message for the `set-my-phone:sms/sender` import, and why it was not sent.
+pub use set_my_phone_wire::sms::{SendError, SmsMessage as Message};
 
 pub trait Sms {
     /// Delivers `message`; answers the provider's message id.

@@ -31,7 +31,6 @@ const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
 /// `dev-identity --users`'s largest value.
 const MAX_DEV_USERS: usize = 10_000;
 
-
 /// Reference host for set-my-phone: embeds wasmtime, provides key-value and SMS.
 #[derive(Debug, Parser)]
 #[command(

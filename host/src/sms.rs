@@ -1,7 +1,6 @@
 //! SMS for the guest: the native [`SmsSender`] trait behind `set-my-phone:sms/sender`, a recording
 //! fake for tests and a stderr logger for local runs.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -11,40 +10,7 @@ use wasmtime::component::HasData;
 
 use crate::bindings::sender;
 
-/// One verification message, already rendered by the guest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmsMessage {
-    /// Recipient in E.164 form, e.g. `+41710000000`.
-    pub recipient: String,
-    /// The full text to deliver.
-    pub text: String,
-    /// The verification code inside `text`.
-    pub code: String,
-    /// The user the code belongs to.
-    pub user_id: String,
-    /// The user's organisation (resource owner).
-    pub org_id: String,
-}
-
-/// Why a message was not sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// Trying again later may succeed.
-    Retryable(String),
-    /// Trying again will not help.
-    Permanent(String),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Retryable(reason) => write!(f, "retryable: {reason}"),
-            Self::Permanent(reason) => write!(f, "permanent: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
+pub use set_my_phone_wire::sms::{SendError, SmsMessage};
 
 /// Delivers SMS on behalf of the guest.
 #[async_trait::async_trait]

@@ -6,7 +6,8 @@
 //! - [`Code`]: gRPC status codes, their names and the HTTP status grpc-gateway gives each;
 //! - [`percent_encode_message`]: the `grpc-message` encoding;
 //! - [`text`]: the base64 bodies of gRPC-Web text mode;
-//! - [`settings`]: every setting the components read, and where (environment, `wasi:config`).
+//! - [`settings`]: every setting the components read, and where (environment, `wasi:config`);
+//! - [`sms`]: the SMS message and delivery error on both sides of `set-my-phone:sms/sender`.
 //!
 //! docs/api.md describes the same rules for users.
 
@@ -14,6 +15,7 @@ mod code;
 mod protocol;
 mod rpc;
 pub mod settings;
+pub mod sms;
 pub mod text;
 
 pub use code::Code;

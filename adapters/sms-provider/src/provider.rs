@@ -12,23 +12,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// What `send` answers when `SMS_PROVIDER` is `none` or unset.
 pub const NOT_CONFIGURED: &str = "no SMS provider configured (SMS_PROVIDER=none)";
 
-/// One message, as the `sender` interface hands it over.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// E.164, e.g. `+41710000000`.
-    pub recipient: String,
-    pub text: String,
-    pub code: String,
-    pub user_id: String,
-    pub org_id: String,
-}
-
-/// Why a message was not sent (mirrors the WIT `send-error`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    Retryable(String),
-    Permanent(String),
-}
+/// One message, as the `sender` interface hands it over, and why it was not sent.
+pub use set_my_phone_wire::sms::{SendError, SmsMessage as Message};
 
 /// A `POST` of `body` to a provider, under the delivery's time and size limits.
 pub fn post(url: Url, headers: Vec<(String, String)>, body: Vec<u8>) -> Outgoing {
