@@ -180,29 +180,51 @@ fn form_encoded(text: &str) -> String {
     text.replace('%', "%25").replace('@', "%40")
 }
 
-/// Starts `provider.mjs` and reads its one line of output (its stderr is passed through).
+/// Starts `provider.mjs` and reads its one line of output. A provider that says nothing in time
+/// is killed (which also ends the blocking read of its stdout, so the test's runtime can shut
+/// down) and started again: once, a node process here hung at start-up on a lock of its own,
+/// using no CPU, and the suite waited forever.
 async fn spawn(state: &Path, port: u16) -> (Child, Value) {
-    let mut child = Command::new("node")
-        .arg(oidc_dir().join("provider.mjs"))
-        .env("OIDC_PORT", port.to_string())
-        .env("OIDC_STATE_DIR", state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
+    const ATTEMPTS: u32 = 3;
     // Generating its RSA keys takes a few seconds, more on a busy machine.
-    let line = tokio::time::timeout(Duration::from_secs(120), line)
-        .await
-        .expect("the provider starts within 120 s")
-        .expect("reader")
-        .expect("a line");
-    let line: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("JSON line: {line}"));
-    (child, line)
+    const START_LIMIT: Duration = Duration::from_secs(90);
+    for attempt in 1..=ATTEMPTS {
+        let mut child = Command::new("node")
+            .arg(oidc_dir().join("provider.mjs"))
+            .env("OIDC_PORT", port.to_string())
+            .env("OIDC_STATE_DIR", state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        });
+        match tokio::time::timeout(START_LIMIT, reader).await {
+            Ok(Ok(Ok(line))) if !line.trim().is_empty() => {
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+                    let _ = child.kill();
+                    panic!("JSON line: {line}")
+                });
+                return (child, value);
+            }
+            outcome => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!(
+                    "the OpenID provider did not start (attempt {attempt} of {ATTEMPTS}): {}",
+                    match outcome {
+                        Err(_) => format!("no line within {} s", START_LIMIT.as_secs()),
+                        Ok(other) => format!("{other:?}"),
+                    }
+                );
+            }
+        }
+    }
+    panic!("the OpenID provider did not start in {ATTEMPTS} attempts");
 }
 
 /// Only the issuer (and the test code secret, with every guard off).

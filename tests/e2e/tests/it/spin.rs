@@ -7,6 +7,7 @@ use crate::fake_http::FakeServer;
 use crate::support::{self, Answer};
 use crate::tokens;
 use set_my_phone_test_harness::{RedisServer, find_binary, free_port, workspace_root};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +48,9 @@ impl SpinUp {
         let log = state.join("spin-up.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(spin);
+        // `spin up` runs the app in a child (`spin trigger http`): a group of their own lets
+        // drop kill both, instead of leaving the trigger serving on.
+        command.process_group(0);
         command
             .arg("up")
             .arg("--from")
@@ -143,9 +147,21 @@ impl SpinUp {
 
 impl Drop for SpinUp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
+}
+
+/// SIGKILL to the process group `child` leads (started with `process_group(0)`), then reaps it.
+fn kill_group(child: &mut Child) {
+    let leader = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    // Only a real group id (> 1): never 0 (our own group) or -1 (every process).
+    if let Some(leader) = leader.filter(|pid| pid.as_raw_nonzero().get() > 1) {
+        let _ = rustix::process::kill_process_group(leader, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn state_dir(name: &str) -> PathBuf {
@@ -281,6 +297,7 @@ async fn spin_up_without_settings_names_the_missing_variable() {
     let state = state_dir("unset");
     let log = state.join("spin-up.log");
     let mut child = Command::new(&spin)
+        .process_group(0)
         .arg("up")
         .arg("--from")
         .arg(workspace_root().join("spin.toml"))
@@ -299,7 +316,7 @@ async fn spin_up_without_settings_names_the_missing_variable() {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            kill_group(&mut child);
             panic!("spin up kept running without its required variable");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
