@@ -50,6 +50,22 @@ pub fn built(relative: &str, command: &str) -> PathBuf {
     }
 }
 
+/// Every file at or under `dir` with its contents as text (bytes that are not UTF-8 replaced):
+/// what the tests search for secrets a run must not have written anywhere.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            files.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    files
+}
+
 /// The built file does not exist (or its time cannot be read).
 #[derive(Debug, PartialEq, Eq)]
 struct Missing;

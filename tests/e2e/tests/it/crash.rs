@@ -117,16 +117,7 @@ async fn send(
     client: &reqwest::Client,
     request: reqwest::RequestBuilder,
 ) -> Result<Answer, reqwest::Error> {
-    let response = client.execute(request.build()?).await?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
+    support::answer(client.execute(request.build()?).await?).await
 }
 
 /// `details.sequence`, `None` when the answer has none (no record).

@@ -119,14 +119,9 @@ impl SpinUp {
                 .body(body.to_owned());
         }
         let response = request.send().await.expect("spin answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.json().await.unwrap_or(serde_json::Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        support::answer(response)
+            .await
+            .expect("spin's answer is read")
     }
 
     async fn call(
@@ -185,22 +180,6 @@ fn variables(receiver: &FakeServer) -> Vec<(String, String)> {
     env.into_iter()
         .map(|(name, value)| (name.to_lowercase(), value))
         .collect()
-}
-
-/// Every file under `dir`, as text.
-fn files_under(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            let text =
-                String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
-            files.push((path, text));
-        }
-    }
-    files
 }
 
 /// The code in the newest SMS the receiver got since `seen` requests, waiting (bounded) for it.
@@ -281,7 +260,7 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
 
     // No secret in Spin's log, the component's logs or the store (SQLite runs keep it here).
     let secrets = [support::CODE_SECRET, SIGNING_KEY, &code];
-    for (path, text) in files_under(state) {
+    for (path, text) in support::files_under(state) {
         for secret in secrets {
             assert!(!text.contains(secret), "{} holds a secret", path.display());
         }

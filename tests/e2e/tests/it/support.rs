@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A test secret for code hashes (at least 16 bytes).
 pub const CODE_SECRET: &str = "test-secret-0123456789";
 
-pub use set_my_phone_test_harness::workspace_root;
+pub use set_my_phone_test_harness::{files_under, workspace_root};
 
 /// The component under test: `SET_MY_PHONE_WASM`, or the release build `scripts/build-component`
 /// makes (checked not older than its sources).
@@ -155,6 +155,18 @@ pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+}
+
+/// A response as an [`Answer`]; a body that is not JSON becomes `null`.
+pub async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    Ok(Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    })
 }
 
 impl Answer {

@@ -128,14 +128,9 @@ impl Serve {
                 .body(body.to_string());
         }
         let response = request.send().await.expect("wasmtime serve answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.json().await.unwrap_or(serde_json::Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        support::answer(response)
+            .await
+            .expect("wasmtime serve's answer is read")
     }
 
     async fn set(&self, user: &str, phone: &str) -> Answer {
@@ -322,9 +317,7 @@ async fn opaque_tokens_round_trip_through_the_issuer() {
     for secret in [wrong, provider.client_secret.as_str(), token.as_str()] {
         assert!(!refused.body.to_string().contains(secret));
         assert!(!logged.contains(secret), "a secret in the log");
-        for entry in walk(&data) {
-            let text =
-                String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+        for (entry, text) in support::files_under(&data) {
             let name = entry.display().to_string();
             assert!(
                 !text.contains(secret) && !name.contains(secret),
@@ -332,20 +325,6 @@ async fn opaque_tokens_round_trip_through_the_issuer() {
             );
         }
     }
-}
-
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// gRPC-Web text mode on `wasmtime serve` (HTTP/1.1), request bodies in padded chunks; and a
@@ -447,8 +426,7 @@ async fn settings_from_config_vars_round_trip() {
         serde_json::json!({"phone": "+41710000044", "isPhoneVerified": true})
     );
     drop(serve);
-    for entry in walk(&data) {
-        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+    for (entry, text) in support::files_under(&data) {
         for secret in [support::CODE_SECRET, SIGNING_KEY, code.as_str()] {
             assert!(!text.contains(secret), "{} holds a secret", entry.display());
         }
