@@ -44,9 +44,12 @@ pub struct MemoryStats {
     pub swaps: u64,
     /// Compare-and-swap attempts that wrote their value (even when a fault then reported failure).
     pub swap_writes: u64,
-    /// Compare-and-swap attempts refused because the key had changed since it was read: the
-    /// evidence that writers overlapped (a host that served one request at a time has none).
+    /// Compare-and-swap attempts refused because the key had changed since it was read.
     pub conflicts: u64,
+    /// The most reads that were waiting out the read latency at one time: above 1, requests
+    /// overlapped (a host that served one request at a time stays at 1). Counted only while a
+    /// read latency is set.
+    pub peak_reads_in_flight: u64,
 }
 
 /// Key-value data held in memory: shared by every clone, lost when the last clone drops.
@@ -67,6 +70,8 @@ struct Inner {
     stats: MemoryStats,
     /// How long a read takes to come back after it was taken (a networked store's round trip).
     read_latency: Duration,
+    /// Reads waiting out `read_latency` now.
+    reads_in_flight: u64,
 }
 
 #[derive(Debug)]
@@ -192,6 +197,16 @@ impl MemoryBackend {
     }
 }
 
+/// One read waiting out the latency; counts itself out when dropped.
+struct InFlight<'a>(&'a MemoryBackend);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.reads_in_flight = inner.reads_in_flight.saturating_sub(1);
+    }
+}
+
 #[async_trait::async_trait]
 impl Backend for MemoryBackend {
     async fn get(&self, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
@@ -201,6 +216,14 @@ impl Backend for MemoryBackend {
             (inner.read(bucket, key), inner.read_latency)
         };
         if !latency.is_zero() {
+            {
+                let mut inner = self.lock();
+                inner.reads_in_flight += 1;
+                inner.stats.peak_reads_in_flight =
+                    inner.stats.peak_reads_in_flight.max(inner.reads_in_flight);
+            }
+            // Counted down however the wait ends (a dropped request cancels it).
+            let _waiting = InFlight(self);
             tokio::time::sleep(latency).await;
         }
         Ok(read)
@@ -428,6 +451,7 @@ mod tests {
                 swaps: 2,
                 swap_writes: 1,
                 conflicts: 1,
+                peak_reads_in_flight: 0,
             }
         );
         Ok(())
