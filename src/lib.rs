@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod config;
+mod cors;
 mod domain;
 mod error;
 mod http;

@@ -106,12 +106,42 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
             _ => None,
         }
     };
-    let rpc = rpc.map_or("unknown", Rpc::name);
-    let logged = crate::log::begin(id.clone(), rpc.to_owned(), protocol.label());
-    let mut reply = if protocol.is_grpc() {
-        grpc::handle(request, services, protocol)
+    let preflight = crate::cors::is_preflight(request);
+    let rpc = if preflight {
+        "preflight"
     } else {
-        rest::handle(request, services)
+        rpc.map_or("unknown", Rpc::name)
+    };
+    let logged = crate::log::begin(id.clone(), rpc.to_owned(), protocol.label());
+    let mut reply = match crate::cors::Origins::from_settings(services.settings) {
+        // A preflight is answered before routing: no token, no store, no counters.
+        Ok(origins) if preflight => Reply {
+            response: crate::cors::preflight(request, &origins),
+            followup: None,
+        },
+        Ok(origins) => {
+            let mut reply = if protocol.is_grpc() {
+                grpc::handle(request, services, protocol)
+            } else {
+                rest::handle(request, services)
+            };
+            crate::cors::decorate(&mut reply.response, request, &origins);
+            reply
+        }
+        // Fails closed: an unreadable or malformed CORS_ALLOWED_ORIGINS answers every request
+        // with the config error (without CORS headers, so browsers see a network error).
+        Err(error) => {
+            log(&error);
+            let response = if protocol.is_grpc() {
+                grpc::error_response(protocol, &error)
+            } else {
+                rest::error_response(&error)
+            };
+            Reply {
+                response,
+                followup: None,
+            }
+        }
     };
     reply.response.headers.push(("x-request-id".into(), id));
     logged.finish(reply.response.status);

@@ -58,6 +58,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("PHONE_CODES_PER_HOUR", false, Reader::Core),
     setting("PHONE_ALLOWED_REGIONS", false, Reader::Core),
     setting("KV_STORE", false, Reader::Core),
+    setting("CORS_ALLOWED_ORIGINS", false, Reader::Core),
     setting("SMS_PROVIDER", false, Reader::Both),
     setting("SMS_WEBHOOK_URL", false, Reader::SmsProvider),
     setting("SMS_WEBHOOK_SIGNING_KEY", true, Reader::SmsProvider),

@@ -15,6 +15,7 @@ mod auth;
 mod bad_input;
 mod changes;
 mod concurrency;
+mod cors;
 mod crash;
 mod fake_http;
 mod grpc;
