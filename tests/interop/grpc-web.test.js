@@ -3,11 +3,7 @@
 // it, and against the reference host.
 'use strict';
 
-const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const protoLoader = require('@grpc/proto-loader');
 const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
@@ -99,117 +95,16 @@ function grpcWebClient(url) {
   };
 }
 
-/// A loopback HTTP server that records the SMS webhook calls (ZITADEL's webhook body).
-async function webhookReceiver() {
-  const received = [];
-  const server = http.createServer((request, response) => {
-    const chunks = [];
-    request.on('data', (chunk) => chunks.push(chunk));
-    request.on('end', () => {
-      try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        received.push({ phone: body.contextInfo.recipientPhoneNumber, code: body.args.code });
-      } catch (error) {
-        received.push({ error: String(error) });
-      }
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end('{}');
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    count: () => received.length,
-    code: async (phone, after) => {
-      const deadline = Date.now() + support.CALL_LIMIT_MS;
-      for (;;) {
-        const hit = received.slice(after).reverse().find((r) => r.phone === phone);
-        if (hit) return hit.code;
-        if (Date.now() > deadline) throw new Error(`no SMS to ${phone}: ${JSON.stringify(received)}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  };
-}
-
-function wasmtimeBinary() {
-  if (process.env.WASMTIME) return process.env.WASMTIME;
-  const found = spawnSync('sh', ['-c', 'command -v wasmtime'], { encoding: 'utf8' });
-  if (found.status === 0 && found.stdout.trim()) return found.stdout.trim();
-  const cargoBin = path.join(os.homedir(), '.cargo', 'bin', 'wasmtime');
-  if (fs.existsSync(cargoBin)) return cargoBin;
-  throw new Error('wasmtime is not installed: cargo install wasmtime-cli@48.0.8 --locked');
-}
-
-/// A free loopback port (closed again before `wasmtime serve` binds it).
-async function freePort() {
-  const server = http.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/// Waits (bounded) until something accepts connections on `port`.
-async function waitForPort(server, port) {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (server.exited) throw new Error(`${server.name} exited:\n${server.log}`);
-    const open = await new Promise((resolve) => {
-      const socket = require('node:net').connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`${server.name} did not listen:\n${server.log}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 defineMatrix('gRPC-Web over HTTP/1.1 on wasmtime serve', async () => {
   const key = support.signingKey();
-  const webhook = await webhookReceiver();
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'set-my-phone-interop-'));
-  const artifact =
-    process.env.SET_MY_PHONE_SERVE_WASM ||
-    path.join(support.ROOT, 'target', 'artifacts', 'set-my-phone-wasmtime-serve.wasm');
-  const env = {
-    ...support.componentEnv(key),
-    SMS_PROVIDER: 'webhook',
-    SMS_WEBHOOK_URL: `${webhook.url}/sms`,
-    SMS_WEBHOOK_SIGNING_KEY: 'interop-signing-key',
-  };
-  const port = await freePort();
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '-Scli', '--dir', `${data}::/data`];
-  for (const [name, value] of Object.entries(env)) args.push('--env', `${name}=${value}`);
-  args.push(artifact);
-  const server = new support.Server('wasmtime serve', wasmtimeBinary(), args, {});
-  const cleanup = async () => {
-    await server.stop();
-    await webhook.close();
-    fs.rmSync(data, { recursive: true, force: true });
-  };
-  try {
-    await waitForPort(server, port);
-  } catch (error) {
-    await cleanup();
-    throw error;
-  }
+  const serve = await support.startWasmtimeServe(support.componentEnv(key));
   return {
-    client: grpcWebClient(`http://127.0.0.1:${port}`),
+    client: grpcWebClient(serve.url),
     key,
     org: support.ORG,
-    smsCount: async () => webhook.count(),
-    code: (phone, after) => webhook.code(phone, after),
-    stop: cleanup,
+    smsCount: async () => serve.webhook.count(),
+    code: (phone, after) => serve.webhook.code(phone, after),
+    stop: () => serve.stop(),
   };
 });
 

@@ -2,8 +2,11 @@
 // host prints, and decodes google.rpc.Status with its zitadel.v1.ErrorDetail.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -169,6 +172,114 @@ async function startHost(env) {
   }
 }
 
+/// A loopback HTTP server that records the SMS webhook calls (ZITADEL's webhook body).
+async function webhookReceiver() {
+  const received = [];
+  const server = http.createServer((request, response) => {
+    const chunks = [];
+    request.on('data', (chunk) => chunks.push(chunk));
+    request.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        received.push({ phone: body.contextInfo.recipientPhoneNumber, code: body.args.code });
+      } catch (error) {
+        received.push({ error: String(error) });
+      }
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('{}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    count: () => received.length,
+    code: async (phone, after) => {
+      const deadline = Date.now() + CALL_LIMIT_MS;
+      for (;;) {
+        const hit = received.slice(after).reverse().find((r) => r.phone === phone);
+        if (hit) return hit.code;
+        if (Date.now() > deadline) throw new Error(`no SMS to ${phone}: ${JSON.stringify(received)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
+}
+
+function wasmtimeBinary() {
+  if (process.env.WASMTIME) return process.env.WASMTIME;
+  const found = spawnSync('sh', ['-c', 'command -v wasmtime'], { encoding: 'utf8' });
+  if (found.status === 0 && found.stdout.trim()) return found.stdout.trim();
+  const cargoBin = path.join(os.homedir(), '.cargo', 'bin', 'wasmtime');
+  if (fs.existsSync(cargoBin)) return cargoBin;
+  throw new Error('wasmtime is not installed: cargo install wasmtime-cli@48.0.8 --locked');
+}
+
+/// A free loopback port (closed again before `wasmtime serve` binds it).
+async function freePort() {
+  const server = http.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/// Waits (bounded) until something accepts connections on `port`.
+async function waitForPort(server, port) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (server.exited) throw new Error(`${server.name} exited:\n${server.log}`);
+    const open = await new Promise((resolve) => {
+      const socket = require('node:net').connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${server.name} did not listen:\n${server.log}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/// The real `wasmtime serve` running the artifact built for it (core + SMS provider + file-backed
+/// key-value over a scratch directory), its SMS going to a webhook receiver: `env` plus that.
+async function startWasmtimeServe(env) {
+  const webhook = await webhookReceiver();
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'set-my-phone-interop-'));
+  const artifact =
+    process.env.SET_MY_PHONE_SERVE_WASM ||
+    path.join(ROOT, 'target', 'artifacts', 'set-my-phone-wasmtime-serve.wasm');
+  const settings = {
+    ...env,
+    SMS_PROVIDER: 'webhook',
+    SMS_WEBHOOK_URL: `${webhook.url}/sms`,
+    SMS_WEBHOOK_SIGNING_KEY: 'interop-signing-key',
+  };
+  const port = await freePort();
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '-Scli', '--dir', `${data}::/data`];
+  for (const [name, value] of Object.entries(settings)) args.push('--env', `${name}=${value}`);
+  args.push(artifact);
+  const server = new Server('wasmtime serve', wasmtimeBinary(), args, {});
+  const stop = async () => {
+    await server.stop();
+    await webhook.close();
+    fs.rmSync(data, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(server, port);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}`, server, webhook, stop };
+}
+
 // --- protobuf, just what google.rpc.Status and ErrorDetail need -------------------------------
 
 /// The fields of one protobuf message: number → list of values (varints as BigInt, length-
@@ -246,5 +357,8 @@ module.exports = {
   token,
   componentEnv,
   startHost,
+  startWasmtimeServe,
+  webhookReceiver,
+  freePort,
   decodeStatus,
 };
