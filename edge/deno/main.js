@@ -3,7 +3,7 @@
 //
 //   deno run --unstable-kv --allow-read --allow-env --allow-net main.js
 //
-// Settings come from the environment, upper case (AUTH_*, PHONE_*, SMS_*, TWILIO_*, KV_STORE) or
+// Settings come from the environment, upper case (AUTH_*, PHONE_*, SMS_*, TWILIO_*, CORS_*, KV_STORE) or
 // lower case (auth_issuer…, read through wasi:config; upper case wins); see the
 // repository's docs/configuration.md). DENO_KV_PATH picks a local Deno KV file (default: Deno's own
 // default, which on Deno Deploy is the project's database); PORT the local port (8000).

@@ -82,7 +82,7 @@ enum Command {
 const SERVE_AFTER_HELP: &str = "\
 Environment:
   The component sees this process's variables that are settings (AUTH_*, PHONE_*, SMS_*,
-  TWILIO_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
+  TWILIO_*, CORS_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
   SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
   key-value store label besides \"default\". Settings from --config-file reach it through
   wasi:config; a variable of this process overrides the file's value.
@@ -445,6 +445,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let mut builder = HostBuilder::new(&options.wasm);
     if let Some(addr) = options.admin_listen {
         builder = builder.admin_listen(addr);
+    }
+    if let Some(token) = &dev_token {
+        builder = builder.front_page(dev::page(token));
     }
     let host = builder
         .envs(env)

@@ -53,7 +53,7 @@ export const ASYNC_EXPORTS = ["wasi:http/incoming-handler#handle"];
 /** The environment variables the service reads (docs/configuration.md). */
 export function serviceEnvironment(all) {
   return Object.entries(all)
-    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO)_/.test(name) || name === "KV_STORE")
+    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO|CORS)_/.test(name) || name === "KV_STORE")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
@@ -65,7 +65,7 @@ export function serviceEnvironment(all) {
 export function serviceConfig(all) {
   return Object.entries(all)
     .map(([name, value]) => [name.toLowerCase(), value])
-    .filter(([name]) => /^(auth|phone|sms|twilio)_[a-z0-9_]+$/.test(name) || name === "kv_store")
+    .filter(([name]) => /^(auth|phone|sms|twilio|cors)_[a-z0-9_]+$/.test(name) || name === "kv_store")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 

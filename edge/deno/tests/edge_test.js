@@ -147,6 +147,38 @@ Deno.test("SetMyPhone then GetMyPhone (JSON) round trip", options, async () => {
   }
 });
 
+Deno.test("browsers on another origin: preflights and answers carry CORS headers", options, async () => {
+  const app = await serve({ ...baseEnv(), CORS_ALLOWED_ORIGINS: "https://*.example.com" });
+  try {
+    const preflight = (origin) =>
+      within(STEP_MS, "OPTIONS", fetch(app.base + PHONE_URL, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "PUT",
+          "access-control-request-headers": "authorization, content-type",
+        },
+      }));
+    const allowed = await preflight("https://app.example.com");
+    await allowed.body?.cancel();
+    assertEquals(allowed.status, 204, "preflight status");
+    assertEquals(allowed.headers.get("access-control-allow-origin"), "https://app.example.com", "allowed origin");
+    assertEquals(allowed.headers.get("access-control-allow-credentials"), "true", "credentials");
+    const refused = await preflight("https://example.org");
+    await refused.body?.cancel();
+    assertEquals(refused.headers.get("access-control-allow-origin"), null, "refused origin");
+    const get = await within(STEP_MS, "GET", fetch(app.base + PHONE_URL, {
+      headers: { origin: "https://app.example.com" },
+    }));
+    await get.body?.cancel();
+    assertEquals(get.status, 401, "GET without a token");
+    assertEquals(get.headers.get("access-control-allow-origin"), "https://app.example.com", "error answer");
+    assert(get.headers.get("access-control-expose-headers").includes("grpc-status"), "exposed headers");
+  } finally {
+    await app.close();
+  }
+});
+
 Deno.test("settings in lower case reach the component through wasi:config; upper case wins", options, async () => {
   // Every setting in Spin's spelling, and one also in the environment's spelling (which wins).
   const lower = Object.fromEntries(

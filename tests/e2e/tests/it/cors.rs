@@ -202,3 +202,37 @@ async fn a_malformed_origin_list_fails_closed_and_names_the_setting() {
     assert_eq!(put.status, 500);
     assert!(host.user_keys().is_empty(), "nothing ran");
 }
+
+/// A preflight to `base_url` and a GET from an origin, as a browser sends them, answered with
+/// the permissions: for hosts other than the reference host (Spin).
+pub(crate) async fn assert_answers_browsers(client: &reqwest::Client, base_url: &str) {
+    let url = format!("{base_url}{PHONE_URL}");
+    let response = client
+        .request(Method::OPTIONS, &url)
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("the host answers a preflight");
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some(ORIGIN)
+    );
+    assert_eq!(header(&response, "access-control-max-age"), Some("86400"));
+    let get = client
+        .get(&url)
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .expect("the host answers");
+    assert_eq!(get.status(), 401);
+    assert_eq!(header(&get, "access-control-allow-origin"), Some(ORIGIN));
+    assert!(
+        header(&get, "access-control-expose-headers").is_some_and(|h| h.contains("grpc-status"))
+    );
+}

@@ -239,6 +239,8 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
         serde_json::json!({"phone": "+41710000050", "isPhoneVerified": true})
     );
 
+    crate::cors::assert_answers_browsers(&up.client, &up.url).await;
+
     let seen = receiver.requests().len();
     crate::grpc_web_text::round_trip(&up.url, &format!("{user}-text"), "+41 71 000 00 51", || {
         next_code(&receiver, seen)
