@@ -80,3 +80,17 @@ impl ErrorFormat {
         response
     }
 }
+
+/// 200 with an HTML page (development mode's front page).
+pub(crate) fn html(page: Bytes) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(page)
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}

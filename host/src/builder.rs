@@ -71,6 +71,7 @@ pub struct HostBuilder {
     idle_instance_timeout: Duration,
     admin_listen: Option<std::net::SocketAddr>,
     perfmap: bool,
+    front_page: Option<String>,
 }
 
 impl HostBuilder {
@@ -99,6 +100,7 @@ impl HostBuilder {
             idle_instance_timeout: instances::DEFAULT_IDLE_TIMEOUT,
             admin_listen: None,
             perfmap: false,
+            front_page: None,
         }
     }
 
@@ -247,6 +249,13 @@ impl HostBuilder {
 
     /// Writes `/tmp/perf-<pid>.map` naming the guest's compiled functions, so that `perf`
     /// profiles of the host show the guest's Rust functions (off by default).
+    /// An HTML page to answer `GET /` with, instead of the guest (development mode's "set my
+    /// phone" screen, `web/index.html`). Off by default.
+    pub fn front_page(mut self, html: impl Into<String>) -> Self {
+        self.front_page = Some(html.into());
+        self
+    }
+
     pub fn perfmap(mut self, on: bool) -> Self {
         self.perfmap = on;
         self
@@ -350,6 +359,7 @@ impl HostBuilder {
                 idle_timeout: self.idle_instance_timeout,
             })),
             ops,
+            front_page: self.front_page.map(bytes::Bytes::from),
         })
     }
 }

@@ -135,7 +135,17 @@ pub fn instructions(base_url: &str, token: &str) -> String {
          \x20 curl -s -X PUT {base_url}/auth/v1/users/me/phone -H \"authorization: Bearer $TOKEN\" \
          -H 'content-type: application/json' -d '{{\"phone\":\"+41 71 000 00 00\"}}'\n\
          \x20 curl -s {base_url}/auth/v1/users/me/phone -H \"authorization: Bearer $TOKEN\"\n\
-         Codes sent by SMS are printed below.\n"
+         Or open {base_url}/ in a browser. Codes sent by SMS are printed below.\n"
+    )
+}
+
+/// The "set my phone" screen (`web/index.html`) signed in as the development user: what
+/// `serve --dev` answers `GET /` with.
+pub fn page(token: &str) -> String {
+    // The token is base64url and dots: nothing to escape in an attribute.
+    include_str!("../../web/index.html").replace(
+        r#"<meta name="set-my-phone-token" content="">"#,
+        &format!(r#"<meta name="set-my-phone-token" content="{token}">"#),
     )
 }
 

@@ -63,6 +63,8 @@ pub struct Host {
     pub(crate) instances: Arc<InstancePool<Instance>>,
     /// Metrics, readiness and the admin listener (`admin.rs`).
     pub(crate) ops: crate::admin::Ops,
+    /// What `GET /` answers when set ([`HostBuilder::front_page`]).
+    pub(crate) front_page: Option<Bytes>,
 }
 
 /// A store with its instance of the component, kept between requests.
@@ -304,6 +306,12 @@ impl Host {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Some(page) = &self.front_page
+            && request.method() == hyper::Method::GET
+            && request.uri().path() == "/"
+        {
+            return crate::answers::html(page.clone());
+        }
         let request = request.map(|body| body.map_err(body_error));
         let format = ErrorFormat::of(&request);
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {

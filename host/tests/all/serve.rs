@@ -205,6 +205,28 @@ async fn http1_and_h2c_are_served_on_one_port_in_dev_mode() {
     assert_eq!(got.status, 200, "{got:?}");
     assert_eq!(got.phone(), Some("+41710000004"));
     assert_eq!(got.sequence(), set.sequence());
+
+    // The "set my phone" screen, signed in as the development user; other paths still go to
+    // the guest.
+    let page = http1.get(host.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["content-type"].to_str().unwrap(),
+        "text/html; charset=utf-8"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>Set my phone</title>"));
+    assert!(html.contains(&format!(r#"content="{}""#, token.trim())));
+    let other = http1.get(host.url("/index.html")).send().await.unwrap();
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_front_page_is_served_only_in_dev_mode() {
+    let host = start_host(&["--store", "memory:"], &Issuer::new().env());
+    let response = reqwest::get(host.url("/")).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(!response.text().await.unwrap().contains("<html"));
 }
 
 /// A busy loop per core (at a lower priority, like a build running beside), stopped on drop.
