@@ -67,7 +67,7 @@ function componentEnv(key) {
 function cleanEnv() {
   const env = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(AUTH_|PHONE_|SMS_|TWILIO_)/.test(name) || name === 'KV_STORE') delete env[name];
+    if (/^(AUTH_|PHONE_|SMS_|TWILIO_|CORS_)/.test(name) || name === 'KV_STORE') delete env[name];
   }
   return env;
 }
@@ -149,7 +149,8 @@ class Server {
 }
 
 /// The reference host binary serving the core component on a free loopback port (h2c + HTTP/1.1).
-async function startHost(env) {
+/// `extraArgs` go to `serve` (e.g. `--dev`).
+async function startHost(env, extraArgs = []) {
   const bin =
     process.env.SET_MY_PHONE_HOST || path.join(ROOT, 'target', 'debug', 'set-my-phone-host');
   const wasm =
@@ -158,7 +159,7 @@ async function startHost(env) {
   const server = new Server(
     'set-my-phone-host',
     bin,
-    ['serve', '--wasm', wasm, '--listen', '127.0.0.1:0', '--store', 'memory:', '--print-sms'],
+    ['serve', '--wasm', wasm, '--listen', '127.0.0.1:0', '--store', 'memory:', '--print-sms', ...extraArgs],
     env,
   );
   try {
