@@ -16,7 +16,10 @@ use std::rc::Rc;
 
 /// Every setting the core reads (the wire crate's list): the key of the per-instance cache.
 fn variables() -> impl Iterator<Item = &'static str> {
-    set_my_phone_wire::settings::read_by(Reader::Core).map(|setting| setting.name)
+    set_my_phone_wire::settings::read_by(Reader::Core)
+        .map(|setting| setting.name)
+        // Read by `cors.rs` on its own: a preflight needs no other setting.
+        .filter(|name| *name != "CORS_ALLOWED_ORIGINS")
 }
 
 /// How many distinct environments an instance keeps parsed settings for.
@@ -116,6 +119,8 @@ pub struct Config {
     /// Where numbers may be from; empty = anywhere.
     pub allowed_regions: AllowedRegions,
     pub kv_store: String,
+    /// Limits on codes across accounts and the SMS-pumping guard.
+    pub sms_limits: crate::domain::SmsLimits,
 }
 
 fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
@@ -331,6 +336,7 @@ impl Config {
             })?,
         };
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
+        let sms_limits = crate::domain::SmsLimits::from_settings(&get)?;
         Ok(Config {
             issuer,
             keys,
@@ -349,6 +355,7 @@ impl Config {
             codes_per_hour,
             allowed_regions,
             kv_store,
+            sms_limits,
         })
     }
 }

@@ -64,6 +64,18 @@ pub enum Error {
         retry_after: u64,
     },
 
+    /// A limit across accounts on codes (`domain::sms_limits`) is reached for this request.
+    SendLimit {
+        limit: SendLimit,
+        retry_after: u64,
+    },
+    /// The SMS-pumping guard (`domain::pumping`) paused codes into the number's range or
+    /// country; `tripped` when this request is the one that found the low verified share.
+    PumpingBlock {
+        retry_after: u64,
+        tripped: bool,
+    },
+
     // --- server side ---
     /// A required setting is missing or malformed; names the variable, never its value.
     Config {
@@ -78,6 +90,34 @@ pub enum Error {
     CorruptRecord(String),
     /// Compare-and-swap retries ran out under contention; nothing was changed.
     TooMuchContention,
+}
+
+/// The limits across accounts on codes sent, each counted in fixed windows in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendLimit {
+    /// `PHONE_CODES_PER_NUMBER_PER_HOUR`
+    NumberHour,
+    /// `PHONE_CODES_PER_NUMBER_PER_DAY`
+    NumberDay,
+    /// `PHONE_CODES_PER_RANGE_PER_HOUR`
+    RangeHour,
+    /// `PHONE_SMS_PER_ORG_PER_HOUR`
+    OrgHour,
+    /// `PHONE_SMS_PER_HOUR`
+    DeploymentHour,
+}
+
+impl SendLimit {
+    /// The reason word in audit lines, the refusal header and the host's metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SendLimit::NumberHour => "number_hour",
+            SendLimit::NumberDay => "number_day",
+            SendLimit::RangeHour => "range_hour",
+            SendLimit::OrgHour => "org_hour",
+            SendLimit::DeploymentHour => "deployment_hour",
+        }
+    }
 }
 
 /// google.rpc.Status with a zitadel.v1.ErrorDetail, independent of the wire encoding.
@@ -180,6 +220,27 @@ impl Error {
                 Some("SMP-RATE2"),
                 format!("Too many codes sent this hour; ask again in {retry_after} s"),
             ),
+            Error::SendLimit { limit, retry_after } => {
+                let (id, what) = match limit {
+                    SendLimit::NumberHour => ("SMP-RATE3", "Too many codes sent to this number this hour"),
+                    SendLimit::NumberDay => ("SMP-RATE3", "Too many codes sent to this number today"),
+                    SendLimit::RangeHour => ("SMP-RATE4", "Too many codes sent to numbers like this one this hour"),
+                    SendLimit::OrgHour => ("SMP-RATE5", "The organisation's SMS budget for this hour is spent"),
+                    SendLimit::DeploymentHour => ("SMP-RATE6", "The service's SMS budget for this hour is spent"),
+                };
+                (
+                    ResourceExhausted,
+                    Some(id),
+                    format!("{what}; ask again in {retry_after} s"),
+                )
+            }
+            Error::PumpingBlock { retry_after, .. } => (
+                ResourceExhausted,
+                Some("SMP-PUMP1"),
+                format!(
+                    "Codes to numbers like this one are paused: too few of them were verified; ask again in {retry_after} s"
+                ),
+            ),
             Error::Config { variable, problem } => (
                 Internal,
                 Some("SMP-CONF1"),
@@ -223,9 +284,10 @@ impl Error {
             None => (text, None),
         };
         let retry_after = match self {
-            Error::ResendCooldown { retry_after } | Error::HourlyCap { retry_after } => {
-                Some(*retry_after)
-            }
+            Error::ResendCooldown { retry_after }
+            | Error::HourlyCap { retry_after }
+            | Error::SendLimit { retry_after, .. }
+            | Error::PumpingBlock { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         Status {
@@ -235,6 +297,21 @@ impl Error {
             detail,
             retry_after,
         }
+    }
+
+    /// Which abuse guard refused a code, in a word: for the audit line, the
+    /// `set-my-phone-refusal` answer header and the reference host's metric
+    /// (`set_my_phone_wire::refusal::REASONS` lists them all).
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::ResendCooldown { .. } => "cooldown",
+            Error::HourlyCap { .. } => "hourly_cap",
+            Error::RegionNotAllowed => "region_not_allowed",
+            Error::SendLimit { limit, .. } => limit.reason(),
+            Error::PumpingBlock { tripped: true, .. } => "pumping_tripped",
+            Error::PumpingBlock { tripped: false, .. } => "pumping_block",
+            _ => return None,
+        })
     }
 
     /// Server-side detail worth a log line (never sent to clients).

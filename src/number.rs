@@ -20,6 +20,11 @@ impl E164 {
         &self.number
     }
 
+    /// The country calling code (41 for `+41…`).
+    pub fn calling_code(&self) -> u16 {
+        self.calling_code
+    }
+
     /// Whether the allow-list admits this number (an empty list admits every number).
     pub fn is_allowed(&self, allowed: &AllowedRegions) -> bool {
         allowed.is_empty()
@@ -28,6 +33,13 @@ impl E164 {
                 .region
                 .is_some_and(|region| allowed.regions.contains(&region))
     }
+}
+
+/// The calling code of a number already in E.164 form (a stored number).
+pub fn calling_code_of(e164: &str) -> Option<u16> {
+    phonenumber::parse(None, e164)
+        .ok()
+        .map(|number| number.country().code())
 }
 
 /// Validates and normalises user input the way upstream does (length, then parse with the

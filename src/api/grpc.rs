@@ -219,7 +219,9 @@ fn respond(protocol: Protocol, message: Option<&[u8]>, error: Option<&Error>) ->
 }
 
 pub fn error_response(protocol: Protocol, error: &Error) -> Response {
-    respond(protocol, None, Some(error))
+    let mut response = respond(protocol, None, Some(error));
+    super::name_refusal(&mut response, error);
+    response
 }
 
 #[cfg(test)]

@@ -168,6 +168,16 @@ fn log(error: &Error) {
     }
 }
 
+/// Names the abuse guard that refused, in the answer's `set-my-phone-refusal` header, for the
+/// host's metrics (`set_my_phone_wire::refusal`).
+fn name_refusal(response: &mut Response, error: &Error) {
+    if let Some(reason) = error.refusal_reason() {
+        response
+            .headers
+            .push((set_my_phone_wire::refusal::HEADER.into(), reason.into()));
+    }
+}
+
 /// Upstream refuses limits over its configured maximum (1000 by default); so do we. Fewer
 /// events than that are kept per user anyway (`record::KEPT_EVENTS`).
 const MAX_CHANGES_LIMIT: u64 = 1000;

@@ -187,6 +187,7 @@ pub fn error_response(error: &Error) -> Response {
     if let Error::MethodNotAllowed(allowed) = error {
         response.headers.push(("allow".into(), (*allowed).into()));
     }
+    super::name_refusal(&mut response, error);
     if let Some(seconds) = status.retry_after {
         response
             .headers

@@ -93,14 +93,12 @@ pub(crate) fn unstored(caller: &Caller, at: Timestamp, event: Unstored) {
     });
 }
 
-/// Logs a refusal by an abuse guard (cooldown, hourly cap, allow-list) of a code for `number`;
+/// Logs a refusal by an abuse guard (cooldown, caps, limits across accounts, the pumping guard,
+/// allow-list) of a code for `number`;
 /// other errors are not events.
 pub(crate) fn refusal(caller: &Caller, at: Timestamp, number: Option<&str>, error: &Error) {
-    let reason = match error {
-        Error::ResendCooldown { .. } => "cooldown",
-        Error::HourlyCap { .. } => "hourly_cap",
-        Error::RegionNotAllowed => "region_not_allowed",
-        _ => return,
+    let Some(reason) = error.refusal_reason() else {
+        return;
     };
     unstored(
         caller,

@@ -1,5 +1,6 @@
 //! The phone lifecycle's rules on plain Rust types, free of wire formats: one file per RPC
-//! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (`guard.rs`), code issuing
+//! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (per user in `guard.rs`,
+//! across accounts in `sms_limits.rs` and `pumping.rs`), code issuing
 //! and checking (`code.rs`), delivering a code after the answer (`delivery.rs`), and the audit
 //! trail (`audit.rs`, served by `list_my_user_changes.rs`). The API layer (`crate::api`)
 //! authenticates the caller, decodes the request and encodes the answer.
@@ -9,10 +10,14 @@ pub(crate) mod code;
 mod delivery;
 mod get_my_phone;
 pub(crate) mod guard;
+#[cfg(test)]
+mod limits_tests;
 mod list_my_user_changes;
+mod pumping;
 mod remove_my_phone;
 mod resend_my_phone_verification;
 mod set_my_phone;
+mod sms_limits;
 #[cfg(test)]
 mod tests;
 mod verify_my_phone;
@@ -23,6 +28,7 @@ pub use list_my_user_changes::{ChangeQuery, ChangeView, list_my_user_changes};
 pub use remove_my_phone::remove_my_phone;
 pub use resend_my_phone_verification::resend_my_phone_verification;
 pub use set_my_phone::set_my_phone;
+pub use sms_limits::SmsLimits;
 pub use verify_my_phone::verify_my_phone;
 
 use crate::auth::Principal;
@@ -61,6 +67,11 @@ impl<'a> Caller<'a> {
             record_key,
             kv,
         }
+    }
+
+    /// The caller's store, for counters shared across users (`sms_limits.rs`).
+    pub(crate) fn kv(&self) -> &dyn KeyValue {
+        self.kv.as_ref()
     }
 
     pub fn updater(&self) -> Updater<'_> {

@@ -1,7 +1,7 @@
 //! ResendMyPhoneVerification: a fresh code for a number not yet verified.
 
 use super::code::FreshCode;
-use super::{Caller, Details, SmsJob, audit, write};
+use super::{Caller, Details, SmsJob, audit, sms_limits, write};
 use crate::error::Error;
 use crate::record::EventKind;
 
@@ -9,6 +9,18 @@ use crate::record::EventKind;
 pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob), Error> {
     const NOT_FOUND: Error = Error::PhoneNotFound("COMMAND-2b7Hf");
     let fresh = FreshCode::new(caller)?;
+    // The limits across accounts count per number: find it first (one read; resends are rare).
+    let pending = caller
+        .updater()
+        .read(&caller.record_key)?
+        .and_then(|record| record.phone)
+        .ok_or(NOT_FOUND)?;
+    if pending.verified {
+        return Err(Error::PhoneAlreadyVerified);
+    }
+    let calling_code = crate::number::calling_code_of(&pending.number).unwrap_or_default();
+    let reservation = sms_limits::reserve(caller, &pending.number, calling_code, fresh.now)
+        .inspect_err(|error| audit::refusal(caller, fresh.now, Some(&pending.number), error))?;
     // The number the refused code was for, as the record held it (for the audit line).
     let mut number = None;
     let result = caller
@@ -19,6 +31,10 @@ pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob)
             if phone.verified {
                 return Err(Error::PhoneAlreadyVerified);
             }
+            if phone.number != pending.number {
+                // Changed since the read: the slots taken were for another number.
+                return Err(Error::TooMuchContention);
+            }
             number = Some(phone.number.clone());
             let last = phone.number.clone();
             fresh.issue(&mut record, phone, caller)?;
@@ -28,6 +44,7 @@ pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob)
     let updated = result.inspect_err(|error| {
         audit::refusal(caller, fresh.now, number.as_deref(), error);
     })?;
+    reservation.keep();
     audit::stored(&updated, 1);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
     let recipient = updated

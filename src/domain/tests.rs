@@ -9,20 +9,20 @@ use crate::test_support::{CountingRandom, FixedClock, MemoryKv, NoIssuer, Record
 use std::cell::Cell;
 use std::rc::Rc;
 
-const START: i64 = 1_800_000_000;
+pub(super) const START: i64 = 1_800_000_000;
 const USER: &str = "user-1";
-const ORG: &str = "org-1";
+pub(super) const ORG: &str = "org-1";
 
 /// One user's world: a store the test can look into, a clock it moves, and the settings.
-struct World {
-    kv: Rc<MemoryKv>,
-    clock: FixedClock,
+pub(super) struct World {
+    pub(super) kv: Rc<MemoryKv>,
+    pub(super) clock: FixedClock,
     random: CountingRandom,
     env: Vec<(&'static str, String)>,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         World {
             kv: Rc::new(MemoryKv::default()),
             clock: FixedClock::at(START),
@@ -40,7 +40,7 @@ impl World {
         }
     }
 
-    fn with(mut self, name: &'static str, value: &str) -> Self {
+    pub(super) fn with(mut self, name: &'static str, value: &str) -> Self {
         self.env.retain(|(n, _)| *n != name);
         self.env.push((name, value.into()));
         self
@@ -48,6 +48,11 @@ impl World {
 
     /// Runs `rpc` as the user, the way the API layer would after authentication.
     fn call<T>(&self, rpc: impl FnOnce(&Caller) -> T) -> T {
+        self.call_as(USER, ORG, rpc)
+    }
+
+    /// Runs `rpc` as `user` of `org`.
+    pub(super) fn call_as<T>(&self, user: &str, org: &str, rpc: impl FnOnce(&Caller) -> T) -> T {
         let env = |name: &str| {
             self.env
                 .iter()
@@ -66,11 +71,11 @@ impl World {
         };
         let config = Config::from_lookup(env).expect("test settings are valid");
         let principal = Principal {
-            user_id: USER.into(),
-            resource_owner: ORG.into(),
+            user_id: user.into(),
+            resource_owner: org.into(),
             client_id: Some("client-1".into()),
         };
-        let key = crate::record::record_key(ORG, USER);
+        let key = crate::record::record_key(org, user);
         let caller = Caller::new(
             &services,
             config,
@@ -83,7 +88,18 @@ impl World {
 
     /// SetMyPhone, then the SMS it leaves for after the answer, delivered through `sms`.
     fn set(&self, number: &str, sms: &RecordingSms) -> Result<Details, Error> {
-        self.call(|caller| {
+        self.set_as(USER, ORG, number, sms)
+    }
+
+    /// SetMyPhone as `user` of `org`.
+    pub(super) fn set_as(
+        &self,
+        user: &str,
+        org: &str,
+        number: &str,
+        sms: &RecordingSms,
+    ) -> Result<Details, Error> {
+        self.call_as(user, org, |caller| {
             let (details, job) = set_my_phone(caller, number)?;
             job.deliver(sms, caller);
             Ok(details)
@@ -91,7 +107,16 @@ impl World {
     }
 
     fn resend(&self, sms: &RecordingSms) -> Result<Details, Error> {
-        self.call(|caller| {
+        self.resend_as(USER, ORG, sms)
+    }
+
+    pub(super) fn resend_as(
+        &self,
+        user: &str,
+        org: &str,
+        sms: &RecordingSms,
+    ) -> Result<Details, Error> {
+        self.call_as(user, org, |caller| {
             let (details, job) = resend_my_phone_verification(caller)?;
             job.deliver(sms, caller);
             Ok(details)
@@ -99,7 +124,19 @@ impl World {
     }
 
     fn verify(&self, code: &str) -> Result<Details, Error> {
-        self.call(|caller| verify_my_phone(caller, code))
+        self.verify_as(USER, ORG, code)
+    }
+
+    pub(super) fn verify_as(&self, user: &str, org: &str, code: &str) -> Result<Details, Error> {
+        self.call_as(user, org, |caller| verify_my_phone(caller, code))
+    }
+
+    /// The stored record of `user` of `org`, if any.
+    pub(super) fn record_of(&self, user: &str, org: &str) -> Option<UserRecord> {
+        self.call_as(user, org, |caller| {
+            caller.updater().read(&caller.record_key)
+        })
+        .expect("readable")
     }
 
     fn get(&self) -> (Details, Option<PhoneView>) {
@@ -293,7 +330,7 @@ use crate::record::{EventKind, KEPT_EVENTS};
 use serde_json::Value;
 
 /// `f`'s audit lines, parsed (other log lines are left out).
-fn audited<R>(f: impl FnOnce() -> R) -> (R, Vec<Value>) {
+pub(super) fn audited<R>(f: impl FnOnce() -> R) -> (R, Vec<Value>) {
     let (result, lines) = crate::log::capture(f);
     let audit = lines
         .iter()
@@ -478,7 +515,12 @@ fn a_failed_swap_leaves_neither_the_change_nor_its_event() {
 
 #[test]
 fn the_101st_event_drops_the_oldest_and_counts_it() {
-    let world = World::new();
+    // 100 codes to one number: past the limits across accounts (limits_tests.rs).
+    let world = World::new()
+        .with("PHONE_CODES_PER_NUMBER_PER_HOUR", "0")
+        .with("PHONE_CODES_PER_NUMBER_PER_DAY", "0")
+        .with("PHONE_CODES_PER_RANGE_PER_HOUR", "0")
+        .with("PHONE_PUMPING_MIN_VERIFIED", "0");
     let sms = RecordingSms::new();
     world.set("+41 44 668 18 00", &sms).unwrap();
     for _ in 0..KEPT_EVENTS - 2 {

@@ -1,8 +1,8 @@
 //! VerifyMyPhone: the code that proves the caller receives SMS at the number.
 
 use super::audit::{self, Unstored};
-use super::code;
 use super::{Caller, Details, code_secret, write};
+use super::{code, pumping};
 use crate::error::Error;
 use crate::record::EventKind;
 
@@ -83,6 +83,11 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
         Ok(()) => 1,
         Err((_, count)) => *count,
     };
+    if updated.value.is_ok()
+        && let Some(phone) = updated.record.as_ref().and_then(|r| r.phone.as_ref())
+    {
+        pumping::count_verified(caller, &phone.number, now);
+    }
     audit::stored(&updated, count);
     let details = Details::of(&updated).ok_or(Error::TooMuchContention)?;
     updated.value.map(|()| details).map_err(|(error, _)| error)

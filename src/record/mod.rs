@@ -375,7 +375,7 @@ pub fn record_key(resource_owner: &str, user_id: &str) -> String {
     format!("user:{}:{}", escape(resource_owner), escape(user_id))
 }
 
-fn escape(part: &str) -> String {
+pub(crate) fn escape(part: &str) -> String {
     let mut out = String::with_capacity(part.len());
     for byte in part.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'@') {

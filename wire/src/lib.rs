@@ -7,12 +7,14 @@
 //! - [`percent_encode_message`]: the `grpc-message` encoding;
 //! - [`text`]: the base64 bodies of gRPC-Web text mode;
 //! - [`settings`]: every setting the components read, and where (environment, `wasi:config`);
-//! - [`sms`]: the SMS message and delivery error on both sides of `set-my-phone:sms/sender`.
+//! - [`sms`]: the SMS message and delivery error on both sides of `set-my-phone:sms/sender`;
+//! - [`refusal`]: the header naming which abuse guard refused a code.
 //!
 //! docs/api.md describes the same rules for users.
 
 mod code;
 mod protocol;
+pub mod refusal;
 mod rpc;
 pub mod settings;
 pub mod sms;
