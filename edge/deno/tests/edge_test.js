@@ -74,6 +74,10 @@ function baseEnv(extra = {}) {
     PHONE_CODE_SECRET: CODE_SECRET,
     PHONE_RESEND_COOLDOWN: "0",
     PHONE_CODES_PER_HOUR: "0",
+    PHONE_CODES_PER_NUMBER_PER_HOUR: "0",
+    PHONE_CODES_PER_NUMBER_PER_DAY: "0",
+    PHONE_CODES_PER_RANGE_PER_HOUR: "0",
+    PHONE_PUMPING_MIN_VERIFIED: "0",
     ...extra,
   };
 }
@@ -174,6 +178,27 @@ Deno.test("browsers on another origin: preflights and answers carry CORS headers
     assertEquals(get.status, 401, "GET without a token");
     assertEquals(get.headers.get("access-control-allow-origin"), "https://app.example.com", "error answer");
     assert(get.headers.get("access-control-expose-headers").includes("grpc-status"), "exposed headers");
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("limits across accounts on their defaults: six accounts, five codes to one number", options, async () => {
+  const app = await serve({ AUTH_ISSUER: ISSUER, AUTH_JWKS: JWKS, PHONE_CODE_SECRET: CODE_SECRET });
+  try {
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const set = await within(STEP_MS, "PUT", app.call("PUT", PHONE_URL, {
+        user: `bomber-${i}`,
+        body: { phone: "+41 79 555 00 00" },
+      }));
+      statuses.push(set.status);
+      if (i === 5) {
+        assertEquals(set.json.code, 8, `refusal code (${set.text})`);
+        assertEquals(set.json.details[0].id, "SMP-RATE3", "refusal id");
+      }
+    }
+    assertEquals(statuses, [200, 200, 200, 200, 200, 429], "statuses");
   } finally {
     await app.close();
   }

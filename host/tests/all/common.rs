@@ -81,10 +81,13 @@ impl Issuer {
                 "PHONE_CODE_SECRET",
                 "serve-test-secret-0123456789".to_owned(),
             ),
-            ("PHONE_RESEND_COOLDOWN", "0".to_owned()),
-            ("PHONE_CODES_PER_HOUR", "0".to_owned()),
         ]
         .into_iter()
+        .chain(
+            set_my_phone_test_harness::GUARDS_OFF
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        )
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     }

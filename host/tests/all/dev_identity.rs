@@ -41,8 +41,11 @@ impl Printed {
             .filter(|(name, _)| name != "TOKEN")
             .cloned()
             .collect();
-        env.push(("PHONE_RESEND_COOLDOWN".into(), "0".into()));
-        env.push(("PHONE_CODES_PER_HOUR".into(), "0".into()));
+        env.extend(
+            set_my_phone_test_harness::GUARDS_OFF
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
         env
     }
 }

@@ -1,7 +1,7 @@
 //! What the integration suites (`host/tests/all`, `tests/e2e`) share about the artifacts they
 //! drive: their paths, and a check that each is at least as new as every source it is built
 //! from, so a test never runs a stale build and passes or fails for the wrong code; and the
-//! servers they start on loopback (`processes`).
+//! servers they start on loopback (`processes`); the settings that turn the abuse guards off.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -125,6 +125,17 @@ fn newest_under(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
         *newest = Some((modified, path.to_path_buf()));
     }
 }
+
+/// The settings that turn every abuse guard off (per user and across accounts), for tests that
+/// change numbers quickly; the guards have their own tests, on their defaults.
+pub const GUARDS_OFF: &[(&str, &str)] = &[
+    ("PHONE_RESEND_COOLDOWN", "0"),
+    ("PHONE_CODES_PER_HOUR", "0"),
+    ("PHONE_CODES_PER_NUMBER_PER_HOUR", "0"),
+    ("PHONE_CODES_PER_NUMBER_PER_DAY", "0"),
+    ("PHONE_CODES_PER_RANGE_PER_HOUR", "0"),
+    ("PHONE_PUMPING_MIN_VERIFIED", "0"),
+];
 
 #[cfg(test)]
 #[allow(

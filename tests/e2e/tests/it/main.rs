@@ -24,5 +24,6 @@ mod lifecycle;
 mod logs;
 mod oidc;
 mod set_my_phone;
+mod sms_limits;
 mod spin;
 mod wasmtime_serve;

@@ -171,6 +171,8 @@ fn state_dir(name: &str) -> PathBuf {
 /// at `receiver`, and the origin Spin must let the component call.
 fn variables(receiver: &FakeServer) -> Vec<(String, String)> {
     let mut env = support::base_env();
+    // The limits per number stay on their defaults: `round_trip` checks them on Spin's stores.
+    env.retain(|(name, _)| !name.starts_with("PHONE_CODES_PER_NUMBER"));
     env.extend([
         ("SMS_PROVIDER".to_owned(), "webhook".to_owned()),
         ("SMS_WEBHOOK_URL".into(), format!("{}/sms", receiver.url)),
@@ -240,6 +242,15 @@ async fn round_trip(spin: &Path, name: &str, runtime_config: Option<&Path>, stat
     );
 
     crate::cors::assert_answers_browsers(&up.client, &up.url).await;
+    crate::sms_limits::five_of_six_accounts(|user| {
+        let up = &up;
+        async move {
+            let body = r#"{"phone":"+41 79 555 00 00"}"#;
+            up.call(reqwest::Method::PUT, support::PHONE_URL, &user, Some(body))
+                .await
+        }
+    })
+    .await;
 
     let seen = receiver.requests().len();
     crate::grpc_web_text::round_trip(&up.url, &format!("{user}-text"), "+41 71 000 00 51", || {
@@ -349,4 +360,27 @@ async fn spin_up_on_redis_through_a_runtime_config() {
         keys.trim().parse::<u64>().is_ok_and(|n| n > 0),
         "the records are in Redis: DBSIZE {keys}"
     );
+}
+
+/// Every setting is a variable of the repository's spin.toml and reaches the component: Spin
+/// passes only declared variables, so a setting missing there could not be set on Spin at all.
+#[test]
+fn spin_toml_declares_every_setting() {
+    let manifest = std::fs::read_to_string(workspace_root().join("spin.toml")).expect("spin.toml");
+    let (variables, component) = manifest
+        .split_once("[component.set-my-phone.variables]")
+        .expect("the component's variables section");
+    for setting in set_my_phone_wire::settings::SETTINGS {
+        let key = set_my_phone_wire::settings::config_key(setting.name);
+        assert!(
+            variables
+                .lines()
+                .any(|line| line.starts_with(&format!("{key} = {{"))),
+            "[variables] lacks {key}"
+        );
+        assert!(
+            component.contains(&format!("{key} = \"{{{{ {key} }}}}\"")),
+            "the component does not get {key}"
+        );
+    }
 }

@@ -48,10 +48,11 @@ fn warm_cache() {
 /// tests may change numbers quickly (tests/it/lifecycle.rs covers the guards).
 pub fn base_env() -> Vec<(String, String)> {
     let mut env = guarded_env();
-    env.extend([
-        ("PHONE_RESEND_COOLDOWN".to_string(), "0".to_string()),
-        ("PHONE_CODES_PER_HOUR".into(), "0".into()),
-    ]);
+    env.extend(
+        set_my_phone_test_harness::GUARDS_OFF
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
     env
 }
 

@@ -448,3 +448,44 @@ async fn the_config_artifact_needs_s_config() {
     assert!(!output.status.success());
     assert!(stderr.contains("wasi:config/store@0.2.0-rc.1"), "{stderr}");
 }
+
+/// The limits across accounts on their defaults, counted by the file-backed key-value
+/// component's `increment`: six accounts send five codes to one number, and 50 accounts racing
+/// for another number's last slot send one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_across_accounts_hold_on_the_file_store_under_a_race() {
+    let receiver = FakeServer::start(200, "{}").await;
+    let data = data_dir("limits");
+    let mut settings = support::guarded_env();
+    settings.extend(
+        env(&receiver.url)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("SMS_")),
+    );
+    let serve = Serve::start(&data, &settings).await;
+    crate::sms_limits::five_of_six_accounts(|user| {
+        let serve = &serve;
+        async move { serve.set(&user, "+41 79 555 00 00").await }
+    })
+    .await;
+
+    for i in 0..4 {
+        let first = serve.set(&format!("first-{i}"), "+41 79 666 00 00").await;
+        assert_eq!(first.status, 200, "{:?}", first.body);
+    }
+    let racers = (0..50).map(|i| {
+        let serve = &serve;
+        async move { serve.set(&format!("racer-{i}"), "+41 79 666 00 00").await }
+    });
+    let answers = join_all(racers).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+}
