@@ -1,7 +1,8 @@
 //! The operator's listener (`--admin-listen`, [`crate::HostBuilder::admin_listen`]), apart from
 //! the API's: `GET /healthz` (the process runs), `GET /readyz` (the component is loaded, the host
 //! is not stopping and the store answers a real read in time) and `GET /metrics` (Prometheus,
-//! `metrics.rs`). Plain HTTP/1.1 and h2c; nothing here reaches the component.
+//! `metrics.rs`), and the SMS-pumping guard's blocks (`sms_guard.rs`: list, lift). Plain
+//! HTTP/1.1 and h2c; nothing here reaches the component. Bind it where only operators reach it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ pub(crate) struct Ops {
     pub(crate) metrics: Arc<Metrics>,
     /// The store as the host opened it (unmetered: probes are not the component's calls).
     store: Arc<dyn Backend>,
-    /// The store label probed.
+    /// The store label probed, and whose SMS-pumping blocks are listed.
     bucket: String,
     /// Set once the host is asked to stop: `/readyz` then fails.
     stopping: AtomicBool,
@@ -186,10 +187,18 @@ async fn serve(host: Arc<Host>, listener: TcpListener, mut stopped: oneshot::Rec
 /// One admin request's answer.
 async fn answer<B>(host: &Host, request: &Request<B>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
+    if path == "/sms-guard/blocks" && request.method() == Method::GET {
+        return crate::sms_guard::list(host.ops.store.as_ref(), &host.ops.bucket).await;
+    }
+    if let Some(prefix) = path.strip_prefix("/sms-guard/blocks/")
+        && request.method() == Method::DELETE
+    {
+        return crate::sms_guard::lift(host.ops.store.as_ref(), &host.ops.bucket, prefix).await;
+    }
     if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return plain(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz or /metrics\n",
+            "not found: try /healthz, /readyz, /metrics, GET /sms-guard/blocks or DELETE /sms-guard/blocks/{prefix}\n",
         );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {

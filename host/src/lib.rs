@@ -37,6 +37,7 @@ mod metrics;
 pub mod preinit;
 pub mod server;
 pub mod sms;
+mod sms_guard;
 
 pub use builder::HostBuilder;
 pub use config_store::ConfigStore;

@@ -437,10 +437,12 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                 .map(|(_, v)| v.clone())
         },
     );
+    // The component's store first: /readyz probes it and the admin listener's SMS-pumping
+    // blocks are read from it.
     if let Some(label) = label
         && !stores.contains(&label)
     {
-        stores.push(label);
+        stores.insert(0, label);
     }
     let mut builder = HostBuilder::new(&options.wasm);
     if let Some(addr) = options.admin_listen {
@@ -606,7 +608,7 @@ mod tests {
     fn serve_help_names_the_variables_the_component_sees() {
         // How the help names the variables passed: every setting starts with one of these or
         // is KV_STORE.
-        const PASSED_PREFIXES: [&str; 4] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_"];
+        const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_"];
         for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
             assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
         }

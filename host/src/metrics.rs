@@ -111,6 +111,7 @@ pub struct Metrics {
     sms: Family<OutcomeLabels, Counter>,
     store_errors: Family<OperationLabels, Counter>,
     auth_cache: Family<CacheLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
     /// The auth cache kinds seen so far (at most [`MAX_CACHE_KINDS`]).
     cache_kinds: Mutex<HashSet<String>>,
 }
@@ -179,6 +180,17 @@ impl Metrics {
              result: hit (found) or miss (absent); the hit ratio is hit / (hit + miss)",
             auth_cache.clone(),
         );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "codes_refused",
+            "Codes an abuse guard refused, by reason (the answer's set-my-phone-refusal header): \
+             cooldown, hourly_cap, region_not_allowed, number_hour, number_day, range_hour, \
+             org_hour, deployment_hour, pumping_tripped (this refusal set a block), pumping_block",
+            refused.clone(),
+        );
+        for reason in set_my_phone_wire::refusal::REASONS {
+            drop(refused.get_or_create(&ReasonLabels { reason }));
+        }
         Self {
             registry,
             requests,
@@ -187,6 +199,7 @@ impl Metrics {
             sms,
             store_errors,
             auth_cache,
+            refused,
             cache_kinds: Mutex::new(HashSet::new()),
         }
     }
@@ -399,6 +412,18 @@ impl Observation {
         response: Response<HyperOutgoingBody>,
     ) -> Response<HyperOutgoingBody> {
         let status = response.status().as_u16();
+        if let Some(metrics) = &self.metrics
+            && let Some(reason) = response
+                .headers()
+                .get(set_my_phone_wire::refusal::HEADER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(set_my_phone_wire::refusal::known)
+        {
+            metrics
+                .refused
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
         let pending = match self.protocol {
             Protocol::Json if (200..300).contains(&status) => {
                 self.finish("OK");

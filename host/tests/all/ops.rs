@@ -702,3 +702,72 @@ async fn the_library_counts_grpc_codes_sms_outcomes_and_store_errors() {
     running.idle().await;
     running.stop().await.expect("host stops");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_list_and_lift_sms_pumping_blocks() {
+    let issuer = Issuer::new();
+    // The pumping guard on, judging a range after two codes.
+    let mut env: Vec<(String, String)> = issuer
+        .env()
+        .into_iter()
+        .filter(|(name, _)| name != "PHONE_PUMPING_MIN_VERIFIED")
+        .collect();
+    env.push(("PHONE_PUMPING_MIN_CODES".into(), "2".into()));
+    let host = start_host(&["--store", "memory:", "--print-sms"], &env);
+    let admin = host.admin_url.clone().expect("the admin URL");
+    let client = reqwest::Client::new();
+    let url = host.url(PHONE_URL);
+    let blocks_url = format!("{admin}/sms-guard/blocks");
+
+    let (status, body) = fetch(&client, &blocks_url).await;
+    assert_eq!((status, body.trim()), (200, r#"{"blocks":[]}"#));
+    for (i, phone) in ["+41 79 555 01 00", "+41 79 555 01 01"].iter().enumerate() {
+        let set = put_phone(&client, &url, &issuer.token(&format!("u{i}")), phone).await;
+        assert_eq!(set.status, 200, "{set:?}");
+    }
+    let tripped = put_phone(&client, &url, &issuer.token("u2"), "+41 79 555 01 02").await;
+    assert_eq!((tripped.status, tripped.code()), (429, 8), "{tripped:?}");
+
+    let (status, body) = fetch(&client, &blocks_url).await;
+    assert_eq!(status, 200);
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed["blocks"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["blocks"][0]["prefix"], "+41795550");
+    assert_eq!(listed["blocks"][0]["codes"], 2);
+
+    let lift = |prefix: &str| client.delete(format!("{blocks_url}/{prefix}")).send();
+    assert_eq!(lift("not-a-range").await.unwrap().status(), 400);
+    assert_eq!(lift("+44").await.unwrap().status(), 404);
+    let lifted = lift("+41795550").await.unwrap();
+    assert_eq!(lifted.status(), 200);
+    let lifted: Value = lifted.json().await.unwrap();
+    assert_eq!(lifted["blocks"][0]["lifted"], true, "{lifted}");
+    assert_eq!(
+        lift("41795550").await.unwrap().status(),
+        404,
+        "already lifted"
+    );
+    // Codes flow into the range again, and the same counts do not trip it again.
+    for i in 2..5 {
+        let set = put_phone(
+            &client,
+            &url,
+            &issuer.token(&format!("u{i}")),
+            &format!("+41 79 555 01 0{i}"),
+        )
+        .await;
+        assert_eq!(set.status, 200, "{set:?}");
+    }
+    let scrape = scrape(&client, &admin).await;
+    assert_eq!(
+        scrape.value(&series(
+            "set_my_phone_codes_refused_total",
+            &[("reason", "pumping_tripped")]
+        )),
+        1.0
+    );
+}
