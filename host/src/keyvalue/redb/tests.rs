@@ -429,3 +429,54 @@ async fn a_failed_commit_fails_every_write_of_its_batch() -> Outcome {
     }
     Ok(())
 }
+
+/// Increments are answered without waiting for a sync; the writer syncs them as soon as it is
+/// idle, after answering.
+#[tokio::test]
+async fn counters_are_answered_before_their_sync_and_synced_when_idle() -> Outcome {
+    let (store, gate) = gated()?;
+    let commits_before = store.commits();
+    gate.hold_next();
+    // Answered although the next sync is held: its batch committed without one.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        store.submit(increment("n", 1))?,
+    )
+    .await;
+    let Ok(answered) = answered else {
+        // Let the writer go, so that the store can close.
+        gate.release(false);
+        return Err("the increment waited for the held sync".into());
+    };
+    assert_eq!(answered?, Ok(Done::Counted(1)));
+    // Then the idle writer syncs, and is held there.
+    tokio::task::spawn_blocking({
+        let gate = Arc::clone(&gate);
+        move || gate.wait_holding()
+    })
+    .await?;
+    gate.release(false);
+    // A write after it waits for its own durable commit, as before.
+    assert_eq!(store.submit(set("k", "v"))?.await?, Ok(Done::Set));
+    assert_eq!(
+        store.commits() - commits_before,
+        2,
+        "the idle sync, then the set's commit"
+    );
+    Ok(())
+}
+
+/// Counters written without a sync are on disk after the store is closed.
+#[tokio::test]
+async fn counters_survive_closing_the_store() -> Outcome {
+    let tmp = TempDb::new("counters");
+    {
+        let store = RedbBackend::open(tmp.path())?;
+        for _ in 0..3 {
+            store.increment(B, "n", 1).await?;
+        }
+    }
+    let store = RedbBackend::open(tmp.path())?;
+    assert_eq!(store.increment(B, "n", 0).await?, 3);
+    Ok(())
+}
