@@ -121,6 +121,8 @@ pub struct Config {
     pub kv_store: String,
     /// Limits on codes across accounts and the SMS-pumping guard.
     pub sms_limits: crate::domain::SmsLimits,
+    /// The code SMS's texts and languages.
+    pub sms_texts: crate::sms_text::SmsTexts,
 }
 
 fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
@@ -337,6 +339,7 @@ impl Config {
         };
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
         let sms_limits = crate::domain::SmsLimits::from_settings(&get)?;
+        let sms_texts = crate::sms_text::SmsTexts::from_settings(&get)?;
         Ok(Config {
             issuer,
             keys,
@@ -356,6 +359,7 @@ impl Config {
             allowed_regions,
             kv_store,
             sms_limits,
+            sms_texts,
         })
     }
 }

@@ -17,6 +17,7 @@ mod platform;
 mod proptest_support;
 mod record;
 mod sms;
+mod sms_text;
 mod store;
 #[cfg(test)]
 mod test_support;

@@ -228,6 +228,7 @@ impl From<sender::Message> for SmsMessage {
             code: message.code,
             user_id: message.user_id,
             org_id: message.org_id,
+            language: message.language,
         }
     }
 }
@@ -261,6 +262,7 @@ mod tests {
             code: code.into(),
             user_id: "u1".into(),
             org_id: "o1".into(),
+            language: "en".into(),
         }
     }
 

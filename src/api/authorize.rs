@@ -5,15 +5,17 @@ use crate::auth::{self, Issuer};
 use crate::config::Config;
 use crate::domain::Caller;
 use crate::error::Error;
+use crate::http::Request;
 use crate::platform::{OpenError, Services};
 use crate::record::record_key;
 
 /// Reads configuration, opens the store (which also caches what authentication learns from the
-/// issuer) and verifies the token.
+/// issuer) and verifies the request's token.
 pub(super) fn authorize<'a>(
     services: &'a Services<'a>,
-    authorization: Option<&str>,
+    request: &Request,
 ) -> Result<Caller<'a>, Error> {
+    let authorization = request.header("authorization");
     let config = Config::load(services.settings)?;
     // Without any header there is nothing to look up: answer before touching the store.
     if authorization.is_none() {
@@ -46,11 +48,8 @@ pub(super) fn authorize<'a>(
     let principal = auth::authenticate(authorization, &issuer)?;
     crate::log::authenticated(&principal.user_id, &principal.resource_owner);
     let record_key = record_key(&principal.resource_owner, &principal.user_id);
-    Ok(Caller::new(
-        services,
-        Config::clone(&config),
-        principal,
-        record_key,
-        kv,
-    ))
+    Ok(
+        Caller::new(services, Config::clone(&config), principal, record_key, kv)
+            .with_accept_language(request.header("accept-language")),
+    )
 }

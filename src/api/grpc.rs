@@ -59,7 +59,7 @@ fn dispatch<'a>(
         // No authentication, no configuration, no store: the component answers, so it is up.
         return Ok((proto::HealthzResponse {}.encode_to_vec(), None));
     }
-    let caller = authorize(services, request.header("authorization"))?;
+    let caller = authorize(services, request)?;
     let (output, followup) = api::call(rpc, input, caller)?;
     let encoded = match output {
         Output::Details(details) => proto::DetailsResponse {

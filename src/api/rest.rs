@@ -41,7 +41,7 @@ fn dispatch<'a>(request: &Request, services: &'a Services<'a>) -> Result<Reply<'
         });
     }
     let input = input(rpc, request)?;
-    let caller = authorize(services, request.header("authorization"))?;
+    let caller = authorize(services, request)?;
     let (output, followup) = api::call(rpc, input, caller)?;
     // Our response structs hold only strings and numbers: serialising them cannot fail.
     let body = match output {

@@ -101,6 +101,7 @@ fn judge(answer: &Answer, config: &Config, now: i64) -> Verdict {
         user_id: principal.user_id,
         resource_owner: principal.resource_owner,
         client_id: principal.client_id,
+        locale: principal.locale,
         exp,
         key: None,
     })

@@ -37,6 +37,8 @@ pub struct Principal {
     pub resource_owner: String,
     /// The OAuth client the token was issued to (`client_id`, else `azp`), for the audit trail.
     pub client_id: Option<String>,
+    /// The user's preferred language (OpenID's `locale` claim), for the code SMS.
+    pub locale: Option<String>,
 }
 
 /// What checking a token needs: the settings, the shared cache, and the way to the issuer.
@@ -107,6 +109,7 @@ fn verify_jwt(
         user_id: principal.user_id,
         resource_owner: principal.resource_owner,
         client_id: principal.client_id,
+        locale: principal.locale,
         exp,
         key: Some(key.thumbprint.clone()),
     };
@@ -153,10 +156,16 @@ fn principal(claims: &Map<String, Value>, config: &Config) -> Result<Principal, 
         .find_map(|name| claims.get(*name).and_then(Value::as_str))
         .filter(|id| !id.is_empty())
         .map(str::to_string);
+    let locale = claims
+        .get("locale")
+        .and_then(Value::as_str)
+        .filter(|locale| !locale.is_empty() && locale.len() <= 35)
+        .map(str::to_string);
     Ok(Principal {
         user_id,
         resource_owner,
         client_id,
+        locale,
     })
 }
 

@@ -199,10 +199,16 @@ fn expected(
         .find_map(|name| claims.get(*name).and_then(Value::as_str))
         .filter(|id| !id.is_empty())
         .map(str::to_string);
+    let locale = claims
+        .get("locale")
+        .and_then(Value::as_str)
+        .filter(|locale| !locale.is_empty() && locale.len() <= 35)
+        .map(str::to_string);
     Some(Principal {
         user_id: user_id.into(),
         resource_owner,
         client_id,
+        locale,
     })
 }
 
@@ -250,7 +256,7 @@ proptest! {
         let header = format!("{scheme}{spaces}{token}{trailing}");
         prop_assert_eq!(
             check(Some(&header)),
-            Ok(Principal { user_id: sub, resource_owner: owner, client_id: None })
+            Ok(Principal { user_id: sub, resource_owner: owner, client_id: None, locale: None })
         );
     }
 
@@ -263,7 +269,7 @@ proptest! {
             // Only a token that still carries the signed header and claims may pass.
             Ok(principal) => prop_assert_eq!(
                 principal,
-                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None }
+                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None, locale: None }
             ),
             Err(error) => assert_documented(&error, &[header_refusal, token_refusal])?,
         }
@@ -277,7 +283,7 @@ proptest! {
         match check_rs256(&header) {
             Ok(principal) => prop_assert_eq!(
                 principal,
-                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None }
+                Principal { user_id: "user-1".into(), resource_owner: "org-1".into(), client_id: None, locale: None }
             ),
             Err(error) => assert_documented(&error, &[header_refusal, token_refusal])?,
         }
@@ -388,7 +394,8 @@ fn an_rs256_signature_passes_as_rs256_only() {
         Ok(Principal {
             user_id: "user-1".into(),
             resource_owner: "org-1".into(),
-            client_id: None
+            client_id: None,
+            locale: None
         })
     );
     let (_, rest) = token.split_once('.').expect("three segments");

@@ -48,6 +48,9 @@ pub struct Verified {
     pub user_id: String,
     pub resource_owner: String,
     pub client_id: Option<String>,
+    /// The `locale` claim (entries written before it was kept have none).
+    #[serde(default)]
+    pub locale: Option<String>,
     /// The token's `exp` (unix seconds), when it has one.
     pub exp: Option<i64>,
     /// RFC 7638 thumbprint of the key whose signature was checked (JWTs only).
@@ -60,6 +63,7 @@ impl From<Verified> for Principal {
             user_id: verified.user_id,
             resource_owner: verified.resource_owner,
             client_id: verified.client_id,
+            locale: verified.locale,
         }
     }
 }
@@ -226,6 +230,7 @@ mod tests {
             user_id: user.into(),
             resource_owner: "org".into(),
             client_id: None,
+            locale: None,
             exp: Some(10_000),
             key: Some("thumbprint".into()),
         })

@@ -152,6 +152,7 @@ impl Sms for WasiSms {
             code: message.code.clone(),
             user_id: message.user_id.clone(),
             org_id: message.org_id.clone(),
+            language: message.language.clone(),
         };
         sender::send(&message).map_err(|e| match e {
             sender::SendError::Retryable(why) => SendError::Retryable(why),

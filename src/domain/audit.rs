@@ -38,6 +38,12 @@ struct Line<'a> {
     /// A sent SMS: the provider's id for it, when it gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_id: Option<&'a str>,
+    /// A sent SMS: the language of its text, and the segments it was billed as (the text
+    /// itself, which holds the code, is never logged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<usize>,
 }
 
 /// Writes the events of the operation `updated` recorded (`count` events ending at its
@@ -63,6 +69,8 @@ fn stored_line<'a>(record: &'a UserRecord, event: &'a Event) -> Line<'a> {
         code_sequence: None,
         reason: None,
         provider_id: None,
+        language: None,
+        segments: None,
     }
 }
 
@@ -73,6 +81,8 @@ pub(crate) struct Unstored<'a> {
     pub code_sequence: Option<u64>,
     pub reason: Option<&'static str>,
     pub provider_id: Option<&'a str>,
+    /// A sent SMS's language and segment count.
+    pub sms: Option<(&'a str, usize)>,
 }
 
 /// Writes an event that is not kept in the record.
@@ -90,6 +100,8 @@ pub(crate) fn unstored(caller: &Caller, at: Timestamp, event: Unstored) {
         code_sequence: event.code_sequence,
         reason: event.reason,
         provider_id: event.provider_id,
+        language: event.sms.map(|(language, _)| language),
+        segments: event.sms.map(|(_, segments)| segments),
     });
 }
 
@@ -109,6 +121,7 @@ pub(crate) fn refusal(caller: &Caller, at: Timestamp, number: Option<&str>, erro
             code_sequence: None,
             reason: Some(reason),
             provider_id: None,
+            sms: None,
         },
     );
 }

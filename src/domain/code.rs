@@ -6,7 +6,7 @@ use super::{Caller, SmsJob, code_secret};
 use crate::error::Error;
 use crate::platform::Random;
 use crate::record::{Delivery, PendingCode, Phone, UserRecord};
-use crate::sms::{self, Message};
+use crate::sms::Message;
 use crate::time::Timestamp;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -104,16 +104,23 @@ impl FreshCode {
     /// The SMS for this code, which the operation ending at `sequence` stored (its `code.added`
     /// event is that operation's last).
     pub(crate) fn into_job(self, caller: &Caller, recipient: &str, sequence: u64) -> SmsJob {
+        let language = caller.sms_language();
+        let minutes = caller.config.code_expiry_seconds.div_ceil(60);
+        let text = caller
+            .config
+            .sms_texts
+            .render(language, &self.code, minutes);
         SmsJob {
             record_key: caller.record_key.clone(),
             operation: self.operation,
             code_sequence: sequence,
             message: Message {
                 recipient: recipient.into(),
-                text: sms::phone_code_text(&self.code),
+                text,
                 code: self.code,
                 user_id: caller.principal.user_id.clone(),
                 org_id: caller.principal.resource_owner.clone(),
+                language: language.to_owned(),
             },
         }
     }

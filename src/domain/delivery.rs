@@ -49,6 +49,10 @@ impl SmsJob {
                     code_sequence: Some(self.code_sequence),
                     reason: None,
                     provider_id: provider_id.as_deref(),
+                    sms: Some((
+                        &self.message.language,
+                        crate::sms_text::segments(&self.message.text).1,
+                    )),
                 };
                 audit::unstored(caller, at, event);
                 return;
@@ -72,6 +76,7 @@ impl SmsJob {
             code_sequence: Some(self.code_sequence),
             reason: Some(if retryable { "retryable" } else { "permanent" }),
             provider_id: None,
+            sms: None,
         };
         audit::unstored(caller, at, event);
     }
@@ -149,6 +154,7 @@ mod tests {
             code: "K7Q2ZP".into(),
             user_id: "u".into(),
             org_id: "o".into(),
+            language: "en".into(),
         };
         let logged = |id: &str| loggable_provider_id(id, &message);
         assert_eq!(logged("SM0123abcd").as_deref(), Some("SM0123abcd"));

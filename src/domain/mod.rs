@@ -49,6 +49,8 @@ pub struct Caller<'a> {
     pub principal: Principal,
     pub record_key: String,
     kv: Box<dyn KeyValue>,
+    /// The request's `Accept-Language`, for the code SMS when the token names no `locale`.
+    accept_language: Option<String>,
 }
 
 impl<'a> Caller<'a> {
@@ -66,7 +68,22 @@ impl<'a> Caller<'a> {
             principal,
             record_key,
             kv,
+            accept_language: None,
         }
+    }
+
+    /// The request's `Accept-Language` header.
+    pub fn with_accept_language(mut self, header: Option<&str>) -> Self {
+        self.accept_language = header.map(str::to_owned);
+        self
+    }
+
+    /// The language of this caller's code SMS (`sms_text.rs`).
+    pub(crate) fn sms_language(&self) -> &'static str {
+        self.config.sms_texts.language(
+            self.principal.locale.as_deref(),
+            self.accept_language.as_deref(),
+        )
     }
 
     /// The caller's store, for counters shared across users (`sms_limits.rs`).

@@ -17,6 +17,9 @@ pub(super) const ORG: &str = "org-1";
 pub(super) struct World {
     pub(super) kv: Rc<MemoryKv>,
     pub(super) clock: FixedClock,
+    /// The token's `locale` and the request's `Accept-Language`, for the calls that follow.
+    locale: Cell<Option<&'static str>>,
+    accept_language: Cell<Option<&'static str>>,
     random: CountingRandom,
     env: Vec<(&'static str, String)>,
 }
@@ -26,6 +29,8 @@ impl World {
         World {
             kv: Rc::new(MemoryKv::default()),
             clock: FixedClock::at(START),
+            locale: Cell::new(None),
+            accept_language: Cell::new(None),
             random: CountingRandom(Cell::new(7)),
             env: vec![
                 ("AUTH_ISSUER", "https://issuer.test".into()),
@@ -74,6 +79,7 @@ impl World {
             user_id: user.into(),
             resource_owner: org.into(),
             client_id: Some("client-1".into()),
+            locale: self.locale.get().map(str::to_owned),
         };
         let key = crate::record::record_key(org, user);
         let caller = Caller::new(
@@ -82,7 +88,8 @@ impl World {
             principal,
             key,
             Box::new(Rc::clone(&self.kv)),
-        );
+        )
+        .with_accept_language(self.accept_language.get());
         rpc(&caller)
     }
 
@@ -177,7 +184,8 @@ fn set_stores_the_e164_number_unverified_and_sends_its_code() {
         (sent[0].user_id.as_str(), sent[0].org_id.as_str()),
         (USER, ORG)
     );
-    assert!(sent[0].text.ends_with(&sent[0].code), "{}", sent[0].text);
+    assert!(sent[0].text.contains(&sent[0].code), "{}", sent[0].text);
+    assert_eq!(sent[0].language, "en");
     // The store keeps only the code's hash.
     let stored = world.record();
     let pending = stored.phone.and_then(|p| p.code).expect("a pending code");
@@ -632,4 +640,37 @@ fn no_event_holds_a_whole_number_or_a_code() {
             assert!(!text.contains(code.as_str()), "{text}");
         }
     }
+}
+
+#[test]
+fn the_sms_speaks_the_users_language_and_no_log_line_holds_its_text() {
+    let world = World::new().with("SMS_APP_NAME", "Acme");
+    let sms = RecordingSms::new();
+    let (result, lines) = crate::log::capture(|| {
+        world.locale.set(Some("de-AT"));
+        world.accept_language.set(Some("fr"));
+        world.set("+41 44 668 18 00", &sms)
+    });
+    result.unwrap();
+    let sent = sms.sent.borrow();
+    assert_eq!(sent[0].language, "de");
+    assert!(
+        sent[0]
+            .text
+            .starts_with("Acme: Ihr Bestätigungscode lautet "),
+        "{}",
+        sent[0].text
+    );
+    for line in &lines {
+        assert!(!line.contains(&sent[0].code), "{line}");
+        assert!(!line.contains("Bestätigungscode"), "{line}");
+    }
+    let sent_line = lines
+        .iter()
+        .find(|line| line.contains("user.human.phone.code.sent"))
+        .expect("a code.sent audit line");
+    assert!(
+        sent_line.contains(r#""language":"de""#) && sent_line.contains(r#""segments":1"#),
+        "{sent_line}"
+    );
 }

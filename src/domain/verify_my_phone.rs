@@ -75,6 +75,7 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
                 code_sequence: None,
                 reason: Some("code_void"),
                 provider_id: None,
+                sms: None,
             };
             audit::unstored(caller, now, event);
         }

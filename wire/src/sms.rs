@@ -17,6 +17,8 @@ pub struct SmsMessage {
     pub user_id: String,
     /// The user's organisation (resource owner).
     pub org_id: String,
+    /// The language `text` is written in (`en`, `de`, …).
+    pub language: String,
 }
 
 /// Why a message was not sent (the WIT `send-error`).

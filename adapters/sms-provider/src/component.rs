@@ -65,6 +65,7 @@ impl sender::Guest for Component {
             code: message.code,
             user_id: message.user_id,
             org_id: message.org_id,
+            language: message.language,
         };
         let now = wall_clock::now().seconds;
         let result = match provider::plan(&lookup, &message, now) {

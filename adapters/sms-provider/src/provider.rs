@@ -120,6 +120,7 @@ mod tests {
             code: "ABC123".into(),
             user_id: "u1".into(),
             org_id: "o1".into(),
+            language: "en".into(),
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
             code: "1".into(),
             user_id: "u".into(),
             org_id: "o".into(),
+            language: "en".into(),
         }
     }
 

@@ -60,6 +60,8 @@ struct ProviderInfo {
 #[derive(Serialize)]
 struct TemplateData<'a> {
     text: &'a str,
+    /// The language `text` is written in (ours: upstream's receivers read `text`).
+    language: &'a str,
 }
 
 #[derive(Serialize)]
@@ -84,6 +86,7 @@ pub fn body(message: &Message) -> Result<String, SendError> {
         },
         template_data: TemplateData {
             text: &message.text,
+            language: &message.language,
         },
         args: Args {
             code: &message.code,
@@ -134,6 +137,7 @@ mod tests {
             code: "ABC123".into(),
             user_id: "u1".into(),
             org_id: "o1".into(),
+            language: "en".into(),
         }
     }
 
@@ -147,7 +151,7 @@ mod tests {
 
     #[test]
     fn body_has_upstreams_fields_in_upstreams_order() {
-        let expected = r#"{"contextInfo":{"recipientPhoneNumber":"+41710000000","eventType":"user.human.phone.code.added","provider":{"id":"set-my-phone","description":"webhook"}},"templateData":{"text":"Your code is \"ABC123\"\n"},"args":{"code":"ABC123","userID":"u1","orgID":"o1"}}"#;
+        let expected = r#"{"contextInfo":{"recipientPhoneNumber":"+41710000000","eventType":"user.human.phone.code.added","provider":{"id":"set-my-phone","description":"webhook"}},"templateData":{"text":"Your code is \"ABC123\"\n","language":"en"},"args":{"code":"ABC123","userID":"u1","orgID":"o1"}}"#;
         assert_eq!(body(&message()).unwrap(), expected);
         let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
         assert_eq!(parsed["templateData"]["text"], "Your code is \"ABC123\"\n");
@@ -164,7 +168,7 @@ mod tests {
         assert_eq!(
             request.header("zitadel-signature"),
             Some(
-                "t=1700000000,v1=dfd984a5d88f286f31695b43eee391285058320bcee4b93168d510307181390f"
+                "t=1700000000,v1=bf98b79fa8106eda5fe831657ab6d6d569bd89082cba84b26f94bb3e5b7d5866"
             )
         );
     }

@@ -80,7 +80,17 @@ async fn webhook_delivery_is_signed_like_upstream() {
         ("SMS_WEBHOOK_SIGNING_KEY", key.into()),
     ])
     .await;
-    let set = host.set_phone("wendy", "+41 71 000 00 20").await;
+    // A German-speaking user (ZITADEL puts the preferred language in `locale`).
+    let token = crate::tokens::token_with("wendy", serde_json::json!({"locale": "de-CH"}));
+    let set = host
+        .send(
+            reqwest::Method::PUT,
+            support::PHONE_URL,
+            Some(&token),
+            Some("application/json"),
+            br#"{"phone":"+41 71 000 00 20"}"#.to_vec(),
+        )
+        .await;
     assert_eq!(set.status, 200, "{:?}", set.body);
     // Sent: logged, not stored (only a failure is filed on the code).
     assert_eq!(settled_delivery(&host, "wendy").await["status"], "pending");
@@ -117,12 +127,13 @@ async fn webhook_delivery_is_signed_like_upstream() {
         body["contextInfo"]["eventType"],
         "user.human.phone.code.added"
     );
-    assert!(
-        body["templateData"]["text"]
-            .as_str()
-            .expect("text")
-            .ends_with(code)
+    assert_eq!(
+        body["templateData"]["text"],
+        format!(
+            "Ihr Bestätigungscode lautet {code}. Er ist 60 Min. gültig. Geben Sie ihn niemandem weiter."
+        )
     );
+    assert_eq!(body["templateData"]["language"], "de");
     // The code the receiver got verifies the phone.
     assert_eq!(host.verify("wendy", code).await.status, 200);
 }
@@ -138,7 +149,20 @@ async fn twilio_messages_api_and_its_failures() {
         ("TWILIO_BASE_URL", twilio.url.clone()),
     ])
     .await;
-    assert_eq!(host.set_phone("tina", "+41 71 000 00 21").await.status, 200);
+    // No `locale` in the token: the browser's Accept-Language picks French.
+    let set = host
+        .client
+        .put(host.url(support::PHONE_URL))
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::tokens::token("tina")),
+        )
+        .header("accept-language", "fr-CH, fr;q=0.9, en;q=0.8")
+        .body(r#"{"phone":"+41 71 000 00 21"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
     // Sent (its SID goes to the audit line, which logs.rs checks): nothing filed on the code.
     assert_eq!(settled_delivery(&host, "tina").await["status"], "pending");
 
@@ -167,7 +191,12 @@ async fn twilio_messages_api_and_its_failures() {
         (field("To").as_str(), field("From").as_str()),
         ("+41710000021", "+15005550006")
     );
-    assert!(field("Body").starts_with("A new phone number has been added."));
+    let body = field("Body");
+    assert!(
+        body.starts_with("Votre code de vérification est ")
+            && body.contains("Il expire dans 60 min."),
+        "{body}"
+    );
 
     twilio.set(
         Behaviour::Answer(400),

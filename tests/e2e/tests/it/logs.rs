@@ -171,8 +171,8 @@ async fn code_sent(receiver: &FakeServer, count: usize) -> String {
         let requests = receiver.requests();
         if requests.len() >= count {
             let body = String::from_utf8_lossy(&requests[count - 1].body).into_owned();
-            // Webhook: JSON `args.code`; Twilio: the form's `Body`, which ends with the code
-            // (letters and digits travel unencoded in a form).
+            // Webhook: JSON `args.code`; Twilio: the form's `Body`, the English text "Your
+            // verification code is <code>. …" (letters and digits travel unencoded in a form).
             if let Ok(json) = serde_json::from_str::<Value>(&body) {
                 return json["args"]["code"].as_str().expect("args.code").to_owned();
             }
@@ -181,13 +181,13 @@ async fn code_sent(receiver: &FakeServer, count: usize) -> String {
                 .find_map(|pair| pair.strip_prefix("Body="))
                 .expect("Body");
             let code: String = text
-                .chars()
-                .rev()
-                .take_while(char::is_ascii_alphanumeric)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+                .split_once("code+is+")
+                .map(|(_, rest)| {
+                    rest.chars()
+                        .take_while(char::is_ascii_alphanumeric)
+                        .collect()
+                })
+                .unwrap_or_default();
             assert!(code.len() >= 4, "{text}");
             return code;
         }

@@ -44,12 +44,14 @@ async fn set_then_get_then_unchanged_then_change() {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
         "{code}"
     );
+    // No `locale`, no Accept-Language: the default language, English; codes live an hour.
     assert_eq!(
         sent[0].message.text,
         format!(
-            "A new phone number has been added. Please use the following code to verify it {code}"
+            "Your verification code is {code}. It expires in 60 min. Never share it with anyone."
         )
     );
+    assert_eq!(sent[0].message.language, "en");
     assert_eq!(
         (
             sent[0].message.user_id.as_str(),

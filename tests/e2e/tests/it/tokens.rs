@@ -82,6 +82,15 @@ pub fn token(user: &str) -> String {
     sign(Algorithm::RS256, Some("rsa"), &claims(user))
 }
 
+/// A valid RS256 token for `user` with `extra` claims (e.g. `{"locale": "de-CH"}`).
+pub fn token_with(user: &str, extra: Value) -> String {
+    let mut claims = claims(user);
+    if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+        claims.extend(extra);
+    }
+    sign(Algorithm::RS256, Some("rsa"), &claims)
+}
+
 /// Signed by a key the service does not know, under the trusted key's id.
 pub fn forged(user: &str) -> String {
     let mut header = Header::new(Algorithm::RS256);
