@@ -149,14 +149,12 @@ async fn twilio_messages_api_and_its_failures() {
         ("TWILIO_BASE_URL", twilio.url.clone()),
     ])
     .await;
-    // No `locale` in the token: the browser's Accept-Language picks French.
+    // A German-speaking user whose browser asks for French: the token's `locale` wins.
+    let token = crate::tokens::token_with("tina", serde_json::json!({"locale": "de"}));
     let set = host
         .client
         .put(host.url(support::PHONE_URL))
-        .header(
-            "authorization",
-            format!("Bearer {}", crate::tokens::token("tina")),
-        )
+        .header("authorization", format!("Bearer {token}"))
         .header("accept-language", "fr-CH, fr;q=0.9, en;q=0.8")
         .body(r#"{"phone":"+41 71 000 00 21"}"#)
         .send()
@@ -193,8 +191,7 @@ async fn twilio_messages_api_and_its_failures() {
     );
     let body = field("Body");
     assert!(
-        body.starts_with("Votre code de vérification est ")
-            && body.contains("Il expire dans 60 min."),
+        body.starts_with("Ihr Bestätigungscode lautet ") && body.contains("Er ist 60 Min. gültig."),
         "{body}"
     );
 

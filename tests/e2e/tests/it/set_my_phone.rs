@@ -208,3 +208,32 @@ async fn a_corrupt_record_is_reported_and_left_alone() {
     host.running.idle().await;
     assert!(host.sms.messages().is_empty());
 }
+
+/// Without a `locale` in the token, the request's Accept-Language picks the SMS's language.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sms_follows_accept_language_without_a_locale() {
+    let host = support::start().await;
+    let set = host
+        .client
+        .put(host.url(PHONE_URL))
+        .header("authorization", format!("Bearer {}", tokens::token("yuki")))
+        .header("accept-language", "ja-JP, en;q=0.5")
+        .body(r#"{"phone":"+41 71 000 00 31"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    host.running.idle().await;
+    let sent = host.sms_to("+41710000031");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].message.language, "ja");
+    let code = &sent[0].message.code;
+    assert!(
+        sent[0]
+            .message
+            .text
+            .starts_with(&format!("認証コードは{code}です。")),
+        "{}",
+        sent[0].message.text
+    );
+}
