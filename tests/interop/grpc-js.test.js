@@ -4,21 +4,12 @@
 
 const assert = require('node:assert/strict');
 const http2 = require('node:http2');
-const path = require('node:path');
 const { test } = require('node:test');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
 const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
 
-const packageDefinition = protoLoader.loadSync('phone.proto', {
-  // Imports (zitadel/change/v1/change.proto, ...) resolve against proto/, as protox does.
-  includeDirs: [path.join(support.ROOT, 'proto')],
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
+const packageDefinition = support.loadPhoneProto();
 const { AuthService } = grpc.loadPackageDefinition(packageDefinition).zitadel.auth.v1;
 
 /// A grpc-js client with the answer shape the matrix wants.

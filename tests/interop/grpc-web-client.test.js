@@ -4,8 +4,6 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const protoLoader = require('@grpc/proto-loader');
 const grpcWeb = require('grpc-web');
 const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
@@ -25,13 +23,7 @@ globalThis.XMLHttpRequest = class extends require('xhr2') {
 };
 
 const SERVICE = 'zitadel.auth.v1.AuthService';
-const methods = protoLoader.loadSync('phone.proto', {
-  includeDirs: [path.join(support.ROOT, 'proto')],
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-})[SERVICE];
+const methods = support.loadPhoneProto()[SERVICE];
 
 /// The matrix's client shape over grpc-web's GrpcWebClientBase in `format` ('text' or 'binary').
 function publishedClient(url, format) {

@@ -3,20 +3,11 @@
 // it, and against the reference host.
 'use strict';
 
-const path = require('node:path');
-const protoLoader = require('@grpc/proto-loader');
 const { defineMatrix } = require('./matrix.js');
 const support = require('./support.js');
 
 const SERVICE = 'zitadel.auth.v1.AuthService';
-const packageDefinition = protoLoader.loadSync('phone.proto', {
-  // Imports (zitadel/change/v1/change.proto, ...) resolve against proto/, as protox does.
-  includeDirs: [path.join(support.ROOT, 'proto')],
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
+const packageDefinition = support.loadPhoneProto();
 const methods = packageDefinition[SERVICE];
 
 /// One gRPC-Web frame: flag byte, 4-byte big-endian length, payload.

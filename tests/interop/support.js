@@ -285,6 +285,18 @@ async function startWasmtimeServe(env) {
   return { url: `http://127.0.0.1:${port}`, server, webhook, stop };
 }
 
+/// The service's proto (proto/phone.proto) as @grpc/proto-loader loads it for every client here:
+/// imports (zitadel/change/v1/change.proto, ...) resolve against proto/, as protox does.
+function loadPhoneProto() {
+  return require('@grpc/proto-loader').loadSync('phone.proto', {
+    includeDirs: [path.join(ROOT, 'proto')],
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+}
+
 // --- protobuf, just what google.rpc.Status and ErrorDetail need -------------------------------
 
 /// The fields of one protobuf message: number → list of values (varints as BigInt, length-
@@ -363,6 +375,7 @@ module.exports = {
   componentEnv,
   startHost,
   startWasmtimeServe,
+  loadPhoneProto,
   webhookReceiver,
   freePort,
   decodeStatus,
