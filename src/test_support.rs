@@ -124,7 +124,7 @@ impl KeyValue for MemoryKv {
         Ok(*counter)
     }
 
-    fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
+    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
         let (version, value) = match self.data.borrow().get(key) {
             Some((version, value)) => (*version, Some(value.clone())),
             None => (0, None),
@@ -183,8 +183,8 @@ impl KeyValue for Rc<MemoryKv> {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.as_ref().increment(key, delta)
     }
-    fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
-        self.as_ref().begin(key)
+    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
+        self.as_ref().start_swap(key)
     }
 }
 

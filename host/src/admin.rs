@@ -34,7 +34,7 @@ const READY_KEY: &str = "set-my-phone:readyz";
 const MAX_REASON: usize = 200;
 
 /// What the admin listener needs of a host, and the listener itself until the host serves.
-pub(crate) struct Ops {
+pub(crate) struct AdminEndpoints {
     pub(crate) metrics: Arc<Metrics>,
     /// The store as the host opened it (unmetered: probes are not the component's calls).
     store: Arc<dyn Backend>,
@@ -48,7 +48,7 @@ pub(crate) struct Ops {
     addr: Option<SocketAddr>,
 }
 
-impl Ops {
+impl AdminEndpoints {
     /// Binds `admin` (when given) now, so that a bad address fails the build.
     pub(crate) fn new(
         metrics: Arc<Metrics>,

@@ -13,7 +13,7 @@ use wasmtime::{Cache, Config, Engine, InstanceAllocationStrategy, PoolingAllocat
 use wasmtime_wasi::HostWallClock;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::admin::Ops;
+use crate::admin::AdminEndpoints;
 use crate::instances::{self, InstancePool, ReuseSettings};
 use crate::keyvalue::{Backend, KeyValueCtx, MemoryBackend};
 use crate::limits::{self, GuestLimits};
@@ -323,7 +323,7 @@ impl HostBuilder {
             .first()
             .cloned()
             .unwrap_or_else(|| "default".to_owned());
-        let ops = Ops::new(
+        let ops = AdminEndpoints::new(
             Arc::clone(&metrics),
             Arc::clone(&backend),
             probed,

@@ -25,7 +25,6 @@
 //! ```
 
 mod admin;
-mod answers;
 mod bindings;
 mod builder;
 pub mod config_store;
@@ -38,6 +37,7 @@ pub mod preinit;
 pub mod server;
 pub mod sms;
 mod sms_guard;
+mod status_answers;
 
 pub use builder::HostBuilder;
 pub use config_store::ConfigStore;

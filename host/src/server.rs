@@ -39,7 +39,6 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::answers::ErrorFormat;
 use crate::bindings;
 use crate::builder::SharedWallClock;
 use crate::config_store::{Config, ConfigStore, ConfigView};
@@ -47,6 +46,7 @@ use crate::instances::{DropReason, InstancePool, InstanceStats, ReuseStats, Warm
 use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
 use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
 use crate::sms::{Sms, SmsSender, SmsView};
+use crate::status_answers::StatusEncoding;
 
 /// The compiled component with everything a request needs; serves HTTP.
 pub struct Host {
@@ -62,7 +62,7 @@ pub struct Host {
     pub(crate) wall_clock: Option<SharedWallClock>,
     pub(crate) instances: Arc<InstancePool<Instance>>,
     /// Metrics, readiness and the admin listener (`admin.rs`).
-    pub(crate) ops: crate::admin::Ops,
+    pub(crate) ops: crate::admin::AdminEndpoints,
     /// What `GET /` answers when set ([`HostBuilder::front_page`]).
     pub(crate) front_page: Option<Bytes>,
 }
@@ -310,10 +310,10 @@ impl Host {
             && request.method() == hyper::Method::GET
             && request.uri().path() == "/"
         {
-            return crate::answers::html(page.clone());
+            return crate::status_answers::html(page.clone());
         }
         let request = request.map(|body| body.map_err(body_error));
-        let format = ErrorFormat::of(&request);
+        let format = StatusEncoding::of(&request);
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
             return format.response(StatusCode::BAD_REQUEST, 3, "missing Host header");
         }

@@ -112,7 +112,7 @@ pub fn handle<'a>(request: &Request, services: &'a Services<'a>) -> Reply<'a> {
     } else {
         rpc.map_or("unknown", Rpc::name)
     };
-    let logged = crate::log::begin(id.clone(), rpc.to_owned(), protocol.label());
+    let logged = crate::log::enter_request(id.clone(), rpc.to_owned(), protocol.label());
     let mut reply = match crate::cors::Origins::from_settings(services.settings) {
         // A preflight is answered before routing: no token, no store, no counters.
         Ok(origins) if preflight => Reply {

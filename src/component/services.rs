@@ -79,7 +79,7 @@ impl KeyValue for WasiBucket {
         self.0.get(key).map_err(store_error)
     }
 
-    fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
+    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError> {
         let cas = atomics::Cas::new(&self.0, key).map_err(store_error)?;
         let current = cas.current().map_err(store_error)?;
         Ok(Box::new(WasiCas { cas, current }))

@@ -1,7 +1,7 @@
 //! Verification codes: generated from the CSPRNG without modulo bias, stored only as a keyed
 //! hash (HMAC-SHA256), compared in constant time.
 
-use super::guard;
+use super::user_limits;
 use super::{Caller, SmsJob, code_secret};
 use crate::error::Error;
 use crate::platform::Random;
@@ -85,8 +85,8 @@ impl FreshCode {
         phone: Phone,
         caller: &Caller,
     ) -> Result<(), Error> {
-        guard::check_new_code(record, &caller.config, self.now)?;
-        guard::note_new_code(record, &caller.config, self.now);
+        user_limits::check_new_code(record, &caller.config, self.now)?;
+        user_limits::note_new_code(record, &caller.config, self.now);
         record.phone = Some(Phone {
             code: Some(PendingCode {
                 hash: self.hash.clone(),

@@ -1,5 +1,5 @@
 //! The phone lifecycle's rules on plain Rust types, free of wire formats: one file per RPC
-//! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (per user in `guard.rs`,
+//! (`set_my_phone.rs`, `verify_my_phone.rs`, ...), the abuse guards (per user in `user_limits.rs`,
 //! across accounts in `sms_limits.rs` and `pumping.rs`), code issuing
 //! and checking (`code.rs`), delivering a code after the answer (`delivery.rs`), and the audit
 //! trail (`audit.rs`, served by `list_my_user_changes.rs`). The API layer (`crate::api`)
@@ -9,7 +9,6 @@ pub(crate) mod audit;
 pub(crate) mod code;
 mod delivery;
 mod get_my_phone;
-pub(crate) mod guard;
 #[cfg(test)]
 mod limits_tests;
 mod list_my_user_changes;
@@ -20,6 +19,7 @@ mod set_my_phone;
 mod sms_limits;
 #[cfg(test)]
 mod tests;
+pub(crate) mod user_limits;
 mod verify_my_phone;
 
 pub use delivery::{Followup, SmsJob};

@@ -262,7 +262,7 @@ fn add_block(caller: &Caller, block: Block, now: Timestamp) -> Result<bool, Erro
     let kv = caller.kv();
     for _ in 0..MAX_ATTEMPTS {
         let cas = kv
-            .begin(BLOCKS_KEY)
+            .start_swap(BLOCKS_KEY)
             .map_err(|e| Error::StoreUnavailable(e.0))?;
         let mut blocks = match cas.current() {
             Some(bytes) => read_blocks(bytes)?,

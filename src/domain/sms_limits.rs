@@ -1,4 +1,4 @@
-//! Limits on codes across accounts (the per-user guards are in `guard.rs`): per destination
+//! Limits on codes across accounts (the per-user guards are in `user_limits.rs`): per destination
 //! number, per number range, per organisation and for the whole deployment, so that many
 //! accounts cannot send many codes to one person (SMS bombing) or into one range (SMS pumping).
 //!

@@ -2,12 +2,12 @@
 //! the ids of recent updates (which make retried updates idempotent), and the audit trail: the
 //! newest [`KEPT_EVENTS`] events, written in the same compare-and-swap as the change they record.
 
-mod trail;
+mod lazy_list;
 
-pub use trail::Trail;
+pub use lazy_list::LazyList;
 
 /// A record's audit events, oldest first.
-pub type Events = Trail<Event>;
+pub type Events = LazyList<Event>;
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes_issued: Vec<Timestamp>,
     #[serde(default)]
-    pub applied: Trail<AppliedOperation>,
+    pub applied: LazyList<AppliedOperation>,
     /// The newest [`KEPT_EVENTS`] events, oldest first.
     #[serde(default, skip_serializing_if = "Events::is_empty")]
     pub events: Events,
@@ -211,7 +211,7 @@ impl UserRecord {
             changed: now,
             phone: None,
             codes_issued: Vec::new(),
-            applied: Trail::default(),
+            applied: LazyList::default(),
             events: Events::default(),
             events_dropped: 0,
         }

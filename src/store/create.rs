@@ -120,7 +120,7 @@ impl Updater<'_> {
     /// meanwhile or half the lease has passed.
     fn write_claimed(&self, key: &str, value: Vec<u8>) -> Result<Claimed, Error> {
         let claimed_at = self.clock.now();
-        let cas = self.kv.begin(key).map_err(unavailable)?;
+        let cas = self.kv.start_swap(key).map_err(unavailable)?;
         if cas.current().is_some() {
             return Ok(Claimed::Present);
         }

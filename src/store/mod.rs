@@ -41,7 +41,7 @@ pub trait Cas {
 
 pub trait KeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn begin(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError>;
+    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError>;
     /// Adds `delta` to the counter at `key` (absent = 0), atomically; answers the new value.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Removes `key`; removing an absent key is not an error.
@@ -115,7 +115,7 @@ impl Updater<'_> {
         let mut unconfirmed: Option<T> = None;
         let mut last_store_error = None;
         for attempt in 0..=MAX_ATTEMPTS {
-            let cas = match self.kv.begin(key) {
+            let cas = match self.kv.start_swap(key) {
                 Ok(cas) => cas,
                 // Nothing written yet: nothing to find out, so fail fast.
                 Err(e) if unconfirmed.is_none() => return Err(Error::StoreUnavailable(e.0)),

@@ -15,13 +15,13 @@ use crate::limits::{Failure, GuestLimits};
 /// How the caller reads the errors the host answers itself: a JSON google.rpc.Status, or for
 /// gRPC and gRPC-Web the status in `grpc-status` / `grpc-message` headers.
 #[derive(Clone, Debug)]
-pub(crate) enum ErrorFormat {
+pub(crate) enum StatusEncoding {
     Json,
     /// With the request's content type, echoed back.
     Grpc(header::HeaderValue),
 }
 
-impl ErrorFormat {
+impl StatusEncoding {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
         let content_type = request.headers().get(header::CONTENT_TYPE);
         let protocol =

@@ -12,23 +12,23 @@ use serde_json::value::RawValue;
 
 /// Entries of one list, oldest first.
 #[derive(Clone, Debug)]
-pub struct Trail<T> {
+pub struct LazyList<T> {
     /// As read from the store, untouched.
     stored: Vec<Box<RawValue>>,
     /// Added since the record was read, after the stored ones.
     added: Vec<T>,
 }
 
-impl<T> Default for Trail<T> {
+impl<T> Default for LazyList<T> {
     fn default() -> Self {
-        Trail {
+        LazyList {
             stored: Vec::new(),
             added: Vec::new(),
         }
     }
 }
 
-impl<T: Clone + DeserializeOwned> Trail<T> {
+impl<T: Clone + DeserializeOwned> LazyList<T> {
     pub fn len(&self) -> usize {
         self.stored.len() + self.added.len()
     }
@@ -117,7 +117,7 @@ fn parse<T: DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
 
 /// Equal when they hold the same entries, however the stored ones are spelt; lists that do not
 /// parse are equal when their text and added entries are.
-impl<T: Clone + DeserializeOwned + PartialEq> PartialEq for Trail<T> {
+impl<T: Clone + DeserializeOwned + PartialEq> PartialEq for LazyList<T> {
     fn eq(&self, other: &Self) -> bool {
         if self.len() != other.len() {
             return false;
@@ -136,18 +136,18 @@ impl<T: Clone + DeserializeOwned + PartialEq> PartialEq for Trail<T> {
     }
 }
 
-impl<T: Clone + DeserializeOwned + Eq> Eq for Trail<T> {}
+impl<T: Clone + DeserializeOwned + Eq> Eq for LazyList<T> {}
 
-impl<T> From<Vec<T>> for Trail<T> {
+impl<T> From<Vec<T>> for LazyList<T> {
     fn from(added: Vec<T>) -> Self {
-        Trail {
+        LazyList {
             stored: Vec::new(),
             added,
         }
     }
 }
 
-impl<T: Serialize> Serialize for Trail<T> {
+impl<T: Serialize> Serialize for LazyList<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.stored.len() + self.added.len()))?;
         for raw in &self.stored {
@@ -160,9 +160,9 @@ impl<T: Serialize> Serialize for Trail<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for Trail<T> {
+impl<'de, T> Deserialize<'de> for LazyList<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Trail {
+        Ok(LazyList {
             stored: Vec::<Box<RawValue>>::deserialize(deserializer)?,
             added: Vec::new(),
         })
@@ -186,12 +186,12 @@ mod tests {
     }
 
     /// `events` as a record read from the store holds them.
-    fn stored(events: &[Event]) -> Trail<Event> {
-        let text = serde_json::to_vec(&Trail::from(events.to_vec())).expect("serialises");
+    fn stored(events: &[Event]) -> LazyList<Event> {
+        let text = serde_json::to_vec(&LazyList::from(events.to_vec())).expect("serialises");
         serde_json::from_slice(&text).expect("reads back")
     }
 
-    fn sequences(trail: &Trail<Event>) -> Vec<u64> {
+    fn sequences(trail: &LazyList<Event>) -> Vec<u64> {
         let events = trail.to_vec().expect("parses");
         events.iter().map(|e| e.sequence).collect()
     }
@@ -200,7 +200,7 @@ mod tests {
     fn stored_entries_are_written_back_as_they_were_read() {
         // Spacing that serde_json would not write: kept byte for byte.
         let text = r#"[{"seq":1,"at":[1,2],"type":"changed"},{ "seq" : 2,"at":[1,2],"type":"code.added","last2":"07"}]"#;
-        let mut events: Trail<Event> = serde_json::from_str(text).expect("reads");
+        let mut events: LazyList<Event> = serde_json::from_str(text).expect("reads");
         assert_eq!(serde_json::to_string(&events).unwrap(), text);
         events.push(event(3));
         let written = serde_json::to_string(&events).unwrap();
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(sequences(&events), [1, 2, 3]);
         assert_eq!(
             stored(&[event(1)]),
-            Trail::from(vec![event(1)]),
+            LazyList::from(vec![event(1)]),
             "equal by content"
         );
     }
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(events.newest_while(|_| false).unwrap(), []);
         // Only the stored entries asked for are parsed: a corrupt older one is not reached.
         let text = r#"[{"seq":"x"},{"seq":1,"at":[1,2],"type":"changed"},{"seq":2,"at":[1,2],"type":"changed"}]"#;
-        let mut corrupt: Trail<Event> = serde_json::from_str(text).unwrap();
+        let mut corrupt: LazyList<Event> = serde_json::from_str(text).unwrap();
         assert_eq!(corrupt.newest_while(|e| e.sequence > 1).unwrap().len(), 1);
         assert!(corrupt.newest_while(|_| true).is_err());
         assert!(corrupt.to_vec().is_err());
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn find_parses_only_the_stored_entries_whose_text_may_match() {
         let text = r#"[{"seq":"x","mark":1},{"seq":1,"at":[1,2],"type":"changed"},{"seq":2,"at":[1,2],"type":"changed"}]"#;
-        let mut events: Trail<Event> = serde_json::from_str(text).unwrap();
+        let mut events: LazyList<Event> = serde_json::from_str(text).unwrap();
         events.push(event(3));
         let found =
             |seq: u64| events.find_newest(|text| !text.contains("mark"), |e| e.sequence == seq);
