@@ -138,6 +138,14 @@ pub struct ErrorDetail {
 }
 
 impl Error {
+    /// A setting that is missing or malformed: `variable` and what is wrong with it.
+    pub fn config(variable: &'static str, problem: impl Into<String>) -> Error {
+        Error::Config {
+            variable,
+            problem: problem.into(),
+        }
+    }
+
     /// Upstream-style status: message `"<text> (<id>)"` plus an ErrorDetail, or a bare message.
     pub fn status(&self) -> Status {
         use Code::*;

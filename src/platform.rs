@@ -1,11 +1,43 @@
-//! What the core needs from its host besides storage and SMS: time, randomness and outgoing
-//! HTTP (to the identity provider). The component implements these over wasi:clocks,
-//! wasi:random and wasi:http; tests use fakes.
+//! What the core needs from its host besides SMS: a key-value store with compare-and-swap, time,
+//! randomness and outgoing HTTP (to the identity provider). The component implements these over
+//! wasi:keyvalue, wasi:clocks, wasi:random and wasi:http; tests use fakes. The update loop over
+//! the store is `crate::store`.
 
-use crate::store::KeyValue;
 use crate::time::Timestamp;
 pub use set_my_phone_outgoing_http::{Answer, Failure, Method, Request, Url};
 use std::time::Duration;
+
+/// A store failure; the text is for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+/// Why a swap did not report success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwapError {
+    /// The value changed since it was read (but a buggy store may still have written: docs/storage.md).
+    Conflict,
+    /// The store failed mid-swap: the write may or may not have happened.
+    Store(StoreError),
+}
+
+/// A compare-and-swap on one key, as wasi:keyvalue/atomics draft2 offers it.
+pub trait Cas {
+    /// The value when the handle was made.
+    fn current(&self) -> Option<&[u8]>;
+    /// Writes `value` if the key still holds `current()`.
+    fn swap(self: Box<Self>, value: Vec<u8>) -> Result<(), SwapError>;
+}
+
+pub trait KeyValue {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError>;
+    /// Adds `delta` to the counter at `key` (absent = 0), atomically; answers the new value.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
+    /// Removes `key`; removing an absent key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Writes `value` unconditionally (caches only: records change by compare-and-swap).
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+}
 
 pub trait Http {
     /// Makes `request` within its timeout.

@@ -80,13 +80,6 @@ pub fn override_setting(language: &str) -> Option<&'static str> {
         })
 }
 
-fn config_error(variable: &'static str, problem: impl Into<String>) -> Error {
-    Error::Config {
-        variable,
-        problem: problem.into(),
-    }
-}
-
 /// Checks a text's placeholders: known ones only, and the code at least once.
 fn check_text(variable: &'static str, text: &str) -> Result<String, Error> {
     let mut rest = text;
@@ -95,10 +88,10 @@ fn check_text(variable: &'static str, text: &str) -> Result<String, Error> {
         let after = &rest[start + 1..];
         let end = after
             .find('}')
-            .ok_or_else(|| config_error(variable, "has a { without its }"))?;
+            .ok_or_else(|| Error::config(variable, "has a { without its }"))?;
         let name = &after[..end];
         if !PLACEHOLDERS.contains(&name) {
-            return Err(config_error(
+            return Err(Error::config(
                 variable,
                 format!(
                     "has the unknown placeholder {{{name}}}: use {{code}}, {{minutes}} or {{app}}"
@@ -109,7 +102,7 @@ fn check_text(variable: &'static str, text: &str) -> Result<String, Error> {
         rest = &after[end + 1..];
     }
     if !has_code {
-        return Err(config_error(variable, "must contain {code}"));
+        return Err(Error::config(variable, "must contain {code}"));
     }
     Ok(text.to_owned())
 }
@@ -119,7 +112,7 @@ impl SmsTexts {
         let default_language = match get("SMS_DEFAULT_LANGUAGE") {
             None => "en",
             Some(text) => supported(&text).ok_or_else(|| {
-                config_error(
+                Error::config(
                     "SMS_DEFAULT_LANGUAGE",
                     format!("must be one of {}", language_list()),
                 )
@@ -149,7 +142,7 @@ impl SmsTexts {
                                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     });
                 valid.then_some(domain).ok_or_else(|| {
-                    config_error(
+                    Error::config(
                         "SMS_AUTOFILL_DOMAIN",
                         "must be a host name such as app.example.com",
                     )
@@ -164,7 +157,7 @@ impl SmsTexts {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
                 valid.then_some(hash).ok_or_else(|| {
-                    config_error(
+                    Error::config(
                         "SMS_ANDROID_HASH",
                         "must be the 11-character app hash Android's SMS Retriever computes",
                     )

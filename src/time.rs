@@ -89,6 +89,29 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Parses `1h`, `15m`, `90s`, `1h30m` into whole seconds (at least one).
+pub fn parse_duration_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let amount: u64 = digits.parse().ok()?;
+        total = total.checked_add(amount.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && total > 0).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

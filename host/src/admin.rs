@@ -3,6 +3,9 @@
 //! is not stopping and the store answers a real read in time) and `GET /metrics` (Prometheus,
 //! `metrics.rs`), and the SMS-pumping guard's blocks (`sms_guard.rs`: list, lift). Plain
 //! HTTP/1.1 and h2c; nothing here reaches the component. Bind it where only operators reach it.
+//!
+//! `server.rs` and this module name each other on purpose: a `Host` owns its admin endpoints
+//! (built with it, so a bad address fails the build), and the listener answers from that host.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,4 +1,6 @@
 //! Host bindings for the imports the core needs beyond standard `wasi:*` (world `host-imports`).
+//! They name `crate::keyvalue`'s resource types (bindgen's `with`), which implement the traits
+//! generated here: the one cycle wasmtime's bindings ask for.
 
 mod generated {
     wasmtime::component::bindgen!({

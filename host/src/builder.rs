@@ -14,12 +14,14 @@ use wasmtime_wasi::HostWallClock;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::admin::AdminEndpoints;
+use crate::guest_tasks::GuestTasks;
 use crate::instances::{self, InstancePool, ReuseSettings};
 use crate::keyvalue::{Backend, KeyValueCtx, MemoryBackend};
 use crate::limits::{self, GuestLimits};
 use crate::metrics::{MeteredBackend, MeteredSms, Metrics};
-use crate::server::{GuestTasks, Host, linker};
+use crate::server::Host;
 use crate::sms::{LogSms, SmsSender};
+use crate::state::{SharedWallClock, linker};
 
 /// How long one request's guest may run, response and after-response work together.
 const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -361,19 +363,5 @@ impl HostBuilder {
             ops,
             front_page: self.front_page.map(bytes::Bytes::from),
         })
-    }
-}
-
-/// One wall clock shared by every request's WASI context.
-#[derive(Clone)]
-pub(crate) struct SharedWallClock(Arc<dyn HostWallClock + Sync>);
-
-impl HostWallClock for SharedWallClock {
-    fn resolution(&self) -> Duration {
-        self.0.resolution()
-    }
-
-    fn now(&self) -> Duration {
-        self.0.now()
     }
 }

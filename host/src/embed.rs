@@ -100,3 +100,11 @@ where
         (self.0)(message).await
     }
 }
+
+impl Host {
+    /// This host as a `tower::Service`, to mount in a program's own router (axum's
+    /// `nest_service`, hyper, tonic): see [`crate::embed`].
+    pub fn into_service(self) -> HostService {
+        HostService::new(Arc::new(self))
+    }
+}

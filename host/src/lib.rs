@@ -29,6 +29,7 @@ mod bindings;
 mod builder;
 pub mod config_store;
 pub mod embed;
+mod guest_tasks;
 mod instances;
 pub mod keyvalue;
 mod limits;
@@ -37,6 +38,7 @@ pub mod preinit;
 pub mod server;
 pub mod sms;
 mod sms_guard;
+mod state;
 mod status_answers;
 
 pub use builder::HostBuilder;

@@ -4,8 +4,8 @@
 //! (the init function only touches std's hash seeds among them).
 
 use crate::keyvalue::{KeyValueCtx, MemoryBackend};
-use crate::server::{State, linker};
 use crate::sms::LogSms;
+use crate::state::{State, linker};
 use anyhow::Context as _;
 use std::sync::Arc;
 use wasmtime::{Config, Engine, Store};

@@ -29,23 +29,23 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
-use crate::bindings;
-use crate::builder::SharedWallClock;
-use crate::config_store::{Config, ConfigStore, ConfigView};
+use crate::config_store::ConfigStore;
+use crate::guest_tasks::GuestTasks;
 use crate::instances::{DropReason, InstancePool, InstanceStats, ReuseStats, Warm};
-use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
+use crate::keyvalue::KeyValueCtx;
 use crate::limits::{self, Deadlines, Failure, GuestLimits, MemoryCap};
-use crate::sms::{Sms, SmsSender, SmsView};
+use crate::sms::SmsSender;
+use crate::state::{SharedWallClock, State};
 use crate::status_answers::StatusEncoding;
 
 /// The compiled component with everything a request needs; serves HTTP.
@@ -112,68 +112,6 @@ fn holds_http_resources(table: &mut ResourceTable) -> bool {
             || entry.is::<HostIncomingResponse>()
             || entry.is::<HostFutureIncomingResponse>()
     })
-}
-
-/// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
-pub(crate) fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
-    let mut linker = Linker::<State>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    bindings::store::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
-    bindings::atomics::add_to_linker::<State, KeyValue>(&mut linker, keyvalue_view)?;
-    bindings::sender::add_to_linker::<State, Sms>(&mut linker, sms_view)?;
-    bindings::config_store::add_to_linker::<State, Config>(&mut linker, config_view)?;
-    Ok(linker)
-}
-
-/// One request's store data.
-pub(crate) struct State {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    keyvalue: KeyValueCtx,
-    sms: Arc<dyn SmsSender>,
-    config: ConfigStore,
-    /// The store's resource limiter (installed by [`Host`]; not by pre-initialisation).
-    memory: MemoryCap,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for State {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: Default::default(),
-        }
-    }
-}
-
-fn keyvalue_view(state: &mut State) -> KeyValueView<'_> {
-    KeyValueView {
-        ctx: &state.keyvalue,
-        table: &mut state.table,
-    }
-}
-
-fn config_view(state: &mut State) -> ConfigView<'_> {
-    ConfigView {
-        store: &state.config,
-    }
-}
-
-fn sms_view(state: &mut State) -> SmsView<'_> {
-    SmsView {
-        sender: state.sms.as_ref(),
-    }
 }
 
 impl Host {
@@ -436,12 +374,6 @@ impl Host {
         }
     }
 
-    /// This host as a `tower::Service`, to mount in a program's own router (axum's
-    /// `nest_service`, hyper, tonic): see [`crate::embed`].
-    pub fn into_service(self) -> crate::embed::HostService {
-        crate::embed::HostService::new(Arc::new(self))
-    }
-
     /// A store for a new instance, under the memory cap (which counts all the instance's
     /// requests together).
     fn new_store(&self) -> Store<State> {
@@ -490,85 +422,6 @@ fn body_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
     match error.into().downcast::<hyper::Error>() {
         Ok(hyper) => wasmtime_wasi_http::Error::Hyper(*hyper),
         Err(other) => wasmtime_wasi_http::Error::InternalError(Some(other.to_string())),
-    }
-}
-
-impl State {
-    pub(crate) fn new(
-        env: &[(String, String)],
-        config: ConfigStore,
-        keyvalue: KeyValueCtx,
-        sms: Arc<dyn SmsSender>,
-    ) -> State {
-        Self::with_wall_clock(env, config, keyvalue, sms, None)
-    }
-
-    /// [`State::new`] whose guest reads `wall_clock` (the system clock when `None`).
-    fn with_wall_clock(
-        env: &[(String, String)],
-        config: ConfigStore,
-        keyvalue: KeyValueCtx,
-        sms: Arc<dyn SmsSender>,
-        wall_clock: Option<SharedWallClock>,
-    ) -> State {
-        let mut wasi = WasiCtx::builder();
-        wasi.envs(env).inherit_stdout().inherit_stderr();
-        if let Some(clock) = wall_clock {
-            wasi.wall_clock(clock);
-        }
-        State {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            keyvalue,
-            sms,
-            config,
-            memory: MemoryCap::new(limits::MAX_MAX_MEMORY),
-        }
-    }
-}
-
-/// Counts running guest tasks so callers can wait for after-response work.
-#[derive(Clone)]
-pub(crate) struct GuestTasks {
-    active: Arc<watch::Sender<usize>>,
-}
-
-impl Default for GuestTasks {
-    fn default() -> Self {
-        Self {
-            active: Arc::new(watch::Sender::new(0)),
-        }
-    }
-}
-
-impl GuestTasks {
-    fn enter(&self) -> TaskGuard {
-        self.active.send_modify(|n| *n += 1);
-        TaskGuard {
-            active: Arc::clone(&self.active),
-        }
-    }
-
-    fn active(&self) -> usize {
-        *self.active.borrow()
-    }
-
-    async fn idle(&self) {
-        let mut active = self.active.subscribe();
-        // Fails only when the sender is gone, which `self` prevents.
-        let _ = active.wait_for(|n| *n == 0).await;
-    }
-}
-
-/// Marks one guest task as running until dropped (also on panic or cancellation).
-struct TaskGuard {
-    active: Arc<watch::Sender<usize>>,
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.active.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

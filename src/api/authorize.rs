@@ -39,7 +39,7 @@ pub(super) fn authorize<'a>(
         OpenError::Other(why) => Error::StoreUnavailable(why),
     })?;
     let issuer = Issuer {
-        config: &config,
+        settings: &config.auth,
         kv: kv.as_ref(),
         http: services.http,
         clock: services.clock,

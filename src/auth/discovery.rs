@@ -27,7 +27,7 @@ struct Document {
 /// The issuer's endpoints: cached, or fetched (and cached) when stale; a stale copy within the
 /// grace period stands in when the issuer cannot be reached.
 pub fn endpoints(issuer: &Issuer) -> Result<Endpoints, Error> {
-    let config = issuer.config;
+    let config = issuer.settings;
     let key = cache::key("discovery", &config.issuer);
     let now = issuer.clock.now().seconds;
     let cached: Option<Entry<Endpoints>> = cache::read(issuer.kv, &key);

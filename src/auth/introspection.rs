@@ -6,8 +6,8 @@
 //! [`INACTIVE_CACHE_SECONDS`].
 
 use super::verified::{self, Kind, Refusal, TokenHash, Verdict, Verified};
+use super::{AuthSettings, ClientAuth};
 use super::{Issuer, Principal, audience_accepted, discovery, fetch, principal};
-use crate::config::{ClientAuth, Config};
 use crate::error::Error;
 use crate::platform::Method;
 use base64::Engine as _;
@@ -30,7 +30,7 @@ struct Answer {
 
 /// Asks the issuer (or the cache) about `token`; an inactive token is `TokenInvalid`.
 pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
-    let config = issuer.config;
+    let config = issuer.settings;
     let Some(client) = &config.client else {
         return Err(Error::TokenInvalid(
             "not a JWT, and no introspection client is configured (AUTH_CLIENT_ID/AUTH_CLIENT_SECRET or AUTH_CLIENT_KEY)"
@@ -74,7 +74,7 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
 }
 
 /// What an introspection answer establishes under `config`.
-fn judge(answer: &Answer, config: &Config, now: i64) -> Verdict {
+fn judge(answer: &Answer, config: &AuthSettings, now: i64) -> Verdict {
     let invalid = |why: &str| Err(Refusal::TokenInvalid(format!("introspection: {why}")));
     if !answer.active {
         return invalid("not active");
@@ -109,7 +109,7 @@ fn judge(answer: &Answer, config: &Config, now: i64) -> Verdict {
 
 /// One introspection request.
 fn ask(issuer: &Issuer, client: &ClientAuth, token: &str, now: i64) -> Result<Answer, Error> {
-    let url = match &issuer.config.introspection_url {
+    let url = match &issuer.settings.introspection_url {
         Some(url) => url.clone(),
         None => {
             let named = discovery::endpoints(issuer)?.introspection_endpoint;
@@ -216,7 +216,7 @@ fn assertion(issuer: &Issuer, client: &ClientAuth, now: i64) -> Result<String, E
     let claims = serde_json::json!({
         "iss": client_id,
         "sub": client_id,
-        "aud": issuer.config.issuer,
+        "aud": issuer.settings.issuer,
         "iat": now,
         "exp": now + ASSERTION_SECONDS,
         "jti": issuer.random.operation_id(),
@@ -279,7 +279,7 @@ mod tests {
     fn ask(endpoint: &Endpoint, kv: &MemoryKv, clock: &FixedClock) -> Result<Principal, Error> {
         let (config, random) = (config(), CountingRandom(Cell::new(0)));
         let issuer = Issuer {
-            config: &config,
+            settings: &config.auth,
             kv,
             http: endpoint,
             clock,

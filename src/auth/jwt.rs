@@ -1,10 +1,10 @@
 //! JWT access tokens: signature (RS256, PS256, ES256, EdDSA), issuer, validity period and
 //! audience, against a given key set.
 
+use super::AuthSettings;
 use super::audience_accepted;
 use super::keys::{Key, KeySet};
 use super::rsa;
-use crate::config::Config;
 use crate::time::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -111,7 +111,7 @@ pub fn verify(
     token: &str,
     header: &Header,
     jwk: &Jwk,
-    config: &Config,
+    config: &AuthSettings,
     now: Timestamp,
 ) -> Result<Map<String, Value>, String> {
     if !accepted(header.alg) {

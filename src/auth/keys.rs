@@ -14,10 +14,10 @@
 //! many requests keeps what it parsed, per document, and a fresh copy of a fetched set for its
 //! `max-age`, so it reads the store only for a `kid` it does not know or when the copy is stale.
 
+use super::KeySource;
 use super::cache::{self, Entry};
 use super::discovery::{self, GRACE_SECONDS};
 use super::{Issuer, fetch};
-use crate::config::KeySource;
 use crate::error::Error;
 use crate::platform::Url;
 use base64::Engine as _;
@@ -151,6 +151,20 @@ impl KeySet {
         KeySet { slots }
     }
 
+    /// Whether the set holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Parses every key now (each is parsed once: a token naming one later reuses it), for a
+    /// set that is checked whole when configured; names the first key that is not a JWK.
+    pub fn check_whole(&self) -> Result<(), String> {
+        match self.slots.iter().position(|slot| slot.key().is_none()) {
+            None => Ok(()),
+            Some(index) => Err(format!("key {} is not a readable JWK", index + 1)),
+        }
+    }
+
     /// Whether a key named `kid` is in the set.
     pub fn knows(&self, kid: &str) -> bool {
         self.slots
@@ -249,7 +263,7 @@ pub fn forget_held() {
 
 /// The keys to verify a token naming `kid` with.
 pub fn key_set(issuer: &Issuer, kid: Option<&str>) -> Result<Rc<KeySet>, Error> {
-    let url = match &issuer.config.keys {
+    let url = match &issuer.settings.keys {
         KeySource::Inline(keys) => return Ok(Rc::clone(keys)),
         KeySource::Fetched(Some(url)) => url.clone(),
         KeySource::Fetched(None) => {
@@ -431,7 +445,7 @@ mod tests {
             fetches: Cell::new(0),
         };
         let issuer = Issuer {
-            config: &config,
+            settings: &config.auth,
             kv: &kv,
             http: &http,
             clock: &clock,

@@ -14,14 +14,18 @@ mod keys;
 #[cfg(test)]
 mod proptests;
 mod rsa;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod verified;
 
+#[cfg(test)]
+pub use settings::DEFAULT_RESOURCE_OWNER_CLAIM;
+pub use settings::{AuthSettings, ClientAuth, KeySource};
+
 // The signature step alone, for `bench/verify` (re-exported, hidden, at the crate root).
 pub use jwt::{check_signature, check_signature_with_library};
 
-use crate::config::Config;
 use crate::error::Error;
 use crate::platform::{Clock, Http, Random};
 use crate::store::KeyValue;
@@ -43,7 +47,7 @@ pub struct Principal {
 
 /// What checking a token needs: the settings, the shared cache, and the way to the issuer.
 pub struct Issuer<'a> {
-    pub config: &'a Config,
+    pub settings: &'a AuthSettings,
     pub kv: &'a dyn KeyValue,
     pub http: &'a dyn Http,
     pub clock: &'a dyn Clock,
@@ -64,7 +68,7 @@ pub fn authenticate(header: Option<&str>, issuer: &Issuer) -> Result<Principal, 
     match jsonwebtoken::decode_header(token) {
         Ok(header) => {
             let verified = verify_jwt(issuer, token, &header)?;
-            if issuer.config.check_revocation {
+            if issuer.settings.check_revocation {
                 introspection::introspect(issuer, token)?;
             }
             Ok(verified.into())
@@ -81,7 +85,7 @@ fn verify_jwt(
     token: &str,
     header: &jsonwebtoken::Header,
 ) -> Result<Verified, Error> {
-    let config = issuer.config;
+    let config = issuer.settings;
     let keys = keys::key_set(issuer, header.kid.as_deref())?;
     let key = jwt::select_key(header, &keys).map_err(Error::TokenInvalid)?;
     let now = issuer.clock.now();
@@ -128,7 +132,8 @@ fn verify_jwt(
     Ok(known)
 }
 
-/// Forgets everything this instance keeps between requests (tests: a fresh instance).
+/// Forgets everything this instance keeps between requests (tests: a fresh instance). Tests only:
+/// outside them `auth` reads its own settings and never names `config`.
 #[cfg(test)]
 pub fn forget_instance() {
     verified::forget_instance();
@@ -137,7 +142,7 @@ pub fn forget_instance() {
 }
 
 /// The caller named by verified claims (a JWT's, or an introspection answer's).
-fn principal(claims: &Map<String, Value>, config: &Config) -> Result<Principal, Error> {
+fn principal(claims: &Map<String, Value>, config: &AuthSettings) -> Result<Principal, Error> {
     let user_id = match claims.get("sub") {
         Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
         _ => return Err(Error::TokenInvalid("no sub claim".into())),
@@ -170,7 +175,7 @@ fn principal(claims: &Map<String, Value>, config: &Config) -> Result<Principal, 
 }
 
 /// Whether `claims` name an accepted audience (always, when `AUTH_AUDIENCE` is not set).
-fn audience_accepted(claims: &Map<String, Value>, config: &Config) -> bool {
+fn audience_accepted(claims: &Map<String, Value>, config: &AuthSettings) -> bool {
     let Some(accepted) = &config.audiences else {
         return true;
     };

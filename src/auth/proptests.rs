@@ -41,7 +41,7 @@ fn check(header: Option<&str>) -> Result<Principal, Error> {
         CountingRandom(Cell::new(0)),
     );
     let issuer = Issuer {
-        config: &config,
+        settings: &config.auth,
         kv: &kv,
         http: &NoIssuer,
         clock: &clock,
@@ -103,7 +103,7 @@ fn check_rs256(header: &str) -> Result<Principal, Error> {
         CountingRandom(Cell::new(0)),
     );
     let issuer = Issuer {
-        config: &config,
+        settings: &config.auth,
         kv: &kv,
         http: &NoIssuer,
         clock: &clock,
@@ -369,7 +369,7 @@ fn a_short_ed25519_key_refuses_the_token() {
         })
         .expect("the test configuration is valid");
         let issuer = Issuer {
-            config: &config,
+            settings: &config.auth,
             kv: &kv,
             http: &NoIssuer,
             clock: &clock,
@@ -449,7 +449,7 @@ proptest! {
         // A JWKS the configuration itself refuses is a configuration error, reported as such.
         let Ok(config) = config else { return Ok(()) };
         let (kv, clock, random) = (MemoryKv::default(), FixedClock::at(NOW), CountingRandom(Cell::new(0)));
-        let issuer = Issuer { config: &config, kv: &kv, http: &NoIssuer, clock: &clock, random: &random };
+        let issuer = Issuer { settings: &config.auth, kv: &kv, http: &NoIssuer, clock: &clock, random: &random };
         let token = format!(
             "{}.{}.{}",
             URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"k"}}"#)),

@@ -92,7 +92,7 @@ fn check(
 ) -> Result<Principal, Error> {
     let random = CountingRandom(Cell::new(0));
     let issuer = Issuer {
-        config,
+        settings: &config.auth,
         kv,
         http: &NoIssuer,
         clock,

@@ -28,7 +28,6 @@ pub use list_my_user_changes::{ChangeQuery, ChangeView, list_my_user_changes};
 pub use remove_my_phone::remove_my_phone;
 pub use resend_my_phone_verification::resend_my_phone_verification;
 pub use set_my_phone::set_my_phone;
-pub use sms_limits::SmsLimits;
 pub use verify_my_phone::verify_my_phone;
 
 use crate::auth::Principal;

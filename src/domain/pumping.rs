@@ -7,7 +7,8 @@
 //! in the document until it would have ended, so the same counts do not trip it again.
 
 use super::Caller;
-use super::sms_limits::{Reservation, Window, count};
+use super::sms_limits::{Reservation, Window};
+use crate::config::PumpingGuard;
 use crate::error::Error;
 use crate::log::{self, Level};
 use crate::store::{KeyValue, SwapError};
@@ -20,45 +21,6 @@ pub(crate) const BLOCKS_KEY: &str = "sms-guard:blocks";
 const BLOCK_SECONDS: u64 = 86_400;
 /// Compare-and-swap attempts when adding a block.
 const MAX_ATTEMPTS: u32 = 10;
-
-/// The guard's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PumpingGuard {
-    /// Codes a range must have sent today before its verified share is judged.
-    pub min_codes: u32,
-    /// The same for a whole country (calling code).
-    pub min_codes_per_country: u32,
-    /// The least verified share, in percent; 0 turns the guard off.
-    pub min_verified_percent: u32,
-}
-
-impl PumpingGuard {
-    pub fn from_settings(get: &impl Fn(&str) -> Option<String>) -> Result<PumpingGuard, Error> {
-        let min_verified_percent = match get("PHONE_PUMPING_MIN_VERIFIED") {
-            None => 20,
-            Some(text) => text
-                .trim()
-                .trim_end_matches('%')
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|percent| *percent <= 100)
-                .ok_or_else(|| Error::Config {
-                    variable: "PHONE_PUMPING_MIN_VERIFIED",
-                    problem: "must be a share from 0% (off) to 100%, such as 20%".into(),
-                })?,
-        };
-        Ok(PumpingGuard {
-            min_codes: count(get, "PHONE_PUMPING_MIN_CODES", 10)?.max(1),
-            min_codes_per_country: count(get, "PHONE_PUMPING_MIN_CODES_PER_COUNTRY", 100)?.max(1),
-            min_verified_percent,
-        })
-    }
-
-    fn is_on(&self) -> bool {
-        self.min_verified_percent > 0
-    }
-}
 
 /// What a block covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! racing requests for the last slot get exactly one. docs/api.md "Abuse guards".
 
 use super::Caller;
-use super::pumping::{self, PumpingGuard};
+use super::pumping;
 use crate::error::{Error, SendLimit};
 use crate::record;
 use crate::store::KeyValue;
@@ -18,54 +18,6 @@ use crate::time::Timestamp;
 
 /// Every counter and the blocks live under this prefix (docs/operating.md lists them).
 const KEY_PREFIX: &str = "sms-guard:";
-
-/// The limits' settings; 0 turns a limit off.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmsLimits {
-    pub per_number_hour: u32,
-    pub per_number_day: u32,
-    pub per_range_hour: u32,
-    pub per_org_hour: u32,
-    pub per_hour: u32,
-    pub pumping: PumpingGuard,
-}
-
-impl SmsLimits {
-    /// The settings through `get` (empty values already count as unset).
-    pub fn from_settings(get: &impl Fn(&str) -> Option<String>) -> Result<SmsLimits, Error> {
-        Ok(SmsLimits {
-            per_number_hour: count(get, "PHONE_CODES_PER_NUMBER_PER_HOUR", 5)?,
-            per_number_day: count(get, "PHONE_CODES_PER_NUMBER_PER_DAY", 10)?,
-            per_range_hour: count(get, "PHONE_CODES_PER_RANGE_PER_HOUR", 20)?,
-            per_org_hour: count(get, "PHONE_SMS_PER_ORG_PER_HOUR", 0)?,
-            per_hour: count(get, "PHONE_SMS_PER_HOUR", 0)?,
-            pumping: PumpingGuard::from_settings(get)?,
-        })
-    }
-}
-
-/// Largest value a count setting takes.
-const MAX_COUNT: u32 = 10_000_000;
-
-/// A count setting: a whole number from 0 (off) to [`MAX_COUNT`].
-pub(crate) fn count(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: u32,
-) -> Result<u32, Error> {
-    match get(variable) {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n <= MAX_COUNT)
-            .ok_or_else(|| Error::Config {
-                variable,
-                problem: format!("must be a whole number from 0 (off) to {MAX_COUNT}"),
-            }),
-    }
-}
 
 /// A fixed window: the clock hour or the UTC day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +187,7 @@ pub(crate) fn reserve<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SmsLimits;
     use crate::test_support::MemoryKv;
 
     fn at(seconds: i64) -> Timestamp {

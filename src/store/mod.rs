@@ -9,6 +9,7 @@ mod create;
 use create::claim_key;
 
 use crate::error::Error;
+pub use crate::platform::{Cas, KeyValue, StoreError, SwapError};
 use crate::platform::{Clock, Random};
 use crate::record::{AppliedOperation, RecordHead, UserRecord};
 use std::time::Duration;
@@ -17,38 +18,6 @@ use std::time::Duration;
 pub const MAX_ATTEMPTS: u32 = 16;
 /// Upper bound of the random back-off between attempts.
 const MAX_BACKOFF_MS: u64 = 40;
-
-/// A store failure; the text is for logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-/// Why a swap did not report success.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SwapError {
-    /// The value changed since it was read (but a buggy store may still have written: docs/storage.md).
-    Conflict,
-    /// The store failed mid-swap: the write may or may not have happened.
-    Store(StoreError),
-}
-
-/// A compare-and-swap on one key, as wasi:keyvalue/atomics draft2 offers it.
-pub trait Cas {
-    /// The value when the handle was made.
-    fn current(&self) -> Option<&[u8]>;
-    /// Writes `value` if the key still holds `current()`.
-    fn swap(self: Box<Self>, value: Vec<u8>) -> Result<(), SwapError>;
-}
-
-pub trait KeyValue {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn start_swap(&self, key: &str) -> Result<Box<dyn Cas + '_>, StoreError>;
-    /// Adds `delta` to the counter at `key` (absent = 0), atomically; answers the new value.
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
-    /// Removes `key`; removing an absent key is not an error.
-    fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Writes `value` unconditionally (caches only: records change by compare-and-swap).
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
-}
 
 /// What a change function decides after seeing the current record.
 // `allow`, not `expect`: the lint fires on 64-bit targets only.
