@@ -5,17 +5,11 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
-pub const ISSUER: &str = "https://issuer.test";
-pub const ORG: &str = "test-org";
-pub const PHONE_URL: &str = "/auth/v1/users/me/phone";
 
 /// How long a host may take to start (the first start compiles the component).
 pub const START_LIMIT: Duration = Duration::from_secs(300);
@@ -56,27 +50,19 @@ impl Drop for Scratch {
     }
 }
 
-/// A test issuer: an Ed25519 key the hosts trust through `AUTH_JWKS`.
-pub struct Issuer {
-    key: ed25519_dalek::SigningKey,
-}
+/// The test issuer: the shared harness's keys, which hosts trust through `AUTH_JWKS`.
+pub struct Issuer(());
 
 impl Issuer {
     pub fn new() -> Self {
-        Self {
-            key: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
-        }
+        Issuer(())
     }
 
     /// The environment of a host that trusts this issuer, with the abuse guards off.
     pub fn env(&self) -> Vec<(String, String)> {
-        let jwks = json!({"keys": [{
-            "kty": "OKP", "crv": "Ed25519", "kid": "test", "use": "sig", "alg": "EdDSA",
-            "x": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
-        }]});
         [
-            ("AUTH_ISSUER", ISSUER.to_owned()),
-            ("AUTH_JWKS", jwks.to_string()),
+            ("AUTH_ISSUER", tokens::ISSUER.to_owned()),
+            ("AUTH_JWKS", tokens::keys().jwks.clone()),
             (
                 "PHONE_CODE_SECRET",
                 "serve-test-secret-0123456789".to_owned(),
@@ -92,24 +78,9 @@ impl Issuer {
         .collect()
     }
 
+    /// A valid RS256 token for `user` (ZITADEL's default algorithm).
     pub fn token(&self, user: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_secs();
-        let claims = json!({
-            "iss": ISSUER, "sub": user, "iat": now, "exp": now + 3600,
-            "urn:zitadel:iam:user:resourceowner:id": ORG,
-        });
-        let der = self.key.to_pkcs8_der().expect("encode key");
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("test".into());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-        )
-        .expect("sign token")
+        tokens::token(user)
     }
 }
 
@@ -274,42 +245,8 @@ impl Drop for HostProcess {
     }
 }
 
-/// An answer as the tests look at it.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn sequence(&self) -> u64 {
-        self.try_sequence()
-            .unwrap_or_else(|| panic!("no sequence in {self:?}"))
-    }
-
-    /// `details.sequence`; `None` when absent (a GET of a user without a record has none).
-    pub fn try_sequence(&self) -> Option<u64> {
-        self.body["details"]["sequence"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-    }
-
-    pub fn code(&self) -> i64 {
-        self.body["code"].as_i64().unwrap_or(-1)
-    }
-
-    pub fn phone(&self) -> Option<&str> {
-        self.body["phone"]["phone"].as_str()
-    }
-}
-
-pub async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Ok(Answer { status, body })
-}
+use set_my_phone_test_harness::tokens;
+pub use set_my_phone_test_harness::{Answer, PHONE_URL, answer};
 
 /// PUTs `phone`; `Err` when no whole answer arrived (the host died, say).
 pub async fn try_put_phone(

@@ -1,12 +1,16 @@
 //! What the integration suites (`host/tests/all`, `tests/e2e`) share about the artifacts they
 //! drive: their paths, and a check that each is at least as new as every source it is built
 //! from, so a test never runs a stale build and passes or fails for the wrong code; and the
-//! servers they start on loopback (`processes`); the settings that turn the abuse guards off.
+//! servers they start on loopback (`processes`); the settings that turn the abuse guards off;
+//! the test issuer's keys and tokens (`tokens`) and answers as the tests read them (`answer`).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+mod answer;
 mod processes;
+pub mod tokens;
+pub use answer::{Answer, PHONE_URL, RESEND_URL, VERIFY_URL, answer};
 pub use processes::{RedisServer, find_binary, free_port};
 
 /// The repository's root (this crate lives in tests/harness).

@@ -8,7 +8,7 @@
 )]
 
 mod support;
-mod tokens;
+use set_my_phone_test_harness::tokens;
 
 mod artifacts;
 mod auth;

@@ -150,48 +150,7 @@ async fn start_wasm_on(
     }
 }
 
-/// A response as the tests look at it.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-}
-
-/// A response as an [`Answer`]; a body that is not JSON becomes `null`.
-pub async fn answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await?;
-    Ok(Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    })
-}
-
-impl Answer {
-    /// The google.rpc.Status code of an error body.
-    pub fn code(&self) -> i64 {
-        self.body["code"].as_i64().unwrap_or(-1)
-    }
-
-    /// The ErrorDetail id, if any.
-    pub fn detail_id(&self) -> Option<&str> {
-        self.body["details"][0]["id"].as_str()
-    }
-
-    pub fn sequence(&self) -> u64 {
-        self.body["details"]["sequence"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-pub const PHONE_URL: &str = "/auth/v1/users/me/phone";
-pub const VERIFY_URL: &str = "/auth/v1/users/me/phone/_verify";
-pub const RESEND_URL: &str = "/auth/v1/users/me/phone/_resend_verification";
+pub use set_my_phone_test_harness::{Answer, PHONE_URL, RESEND_URL, VERIFY_URL, answer};
 
 impl TestHost {
     pub fn url(&self, path: &str) -> String {

@@ -1,4 +1,8 @@
 //! Test signing keys and access tokens: one key per accepted algorithm, published as a JWKS.
+#![allow(
+    clippy::expect_used,
+    reason = "test keys and tokens: a failure to make one is the test's failure"
+)]
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
