@@ -90,6 +90,13 @@ pub enum Error {
     CorruptRecord(String),
     /// Compare-and-swap retries ran out under contention; nothing was changed.
     TooMuchContention,
+    /// ZITADEL (write-through) could not be reached or failed; nothing was changed here.
+    ZitadelUnavailable(String),
+    /// ZITADEL refused the service user (401/403): it lacks `user.write`, or its credentials
+    /// are wrong; holds ZITADEL's answer (status, error id), never a token.
+    ZitadelDenied(String),
+    /// ZITADEL refused the call otherwise (a 4xx); holds its answer for the log.
+    ZitadelRefused(String),
 }
 
 /// The limits across accounts on codes sent, each counted in fixed windows in the store.
@@ -278,6 +285,23 @@ impl Error {
                 Some("SMP-CAS01"),
                 "too many concurrent changes to this user, nothing was changed; try again".into(),
             ),
+            Error::ZitadelUnavailable(_) => (
+                Unavailable,
+                Some("SMP-ZITADEL1"),
+                "ZITADEL cannot be reached to keep the phone in step; nothing was changed, try again later"
+                    .into(),
+            ),
+            Error::ZitadelDenied(_) => (
+                Internal,
+                Some("SMP-ZITADEL2"),
+                "ZITADEL refused the service user: it lacks the user.write permission (a role such as ORG_USER_MANAGER) or its credentials are wrong; nothing was changed"
+                    .into(),
+            ),
+            Error::ZitadelRefused(_) => (
+                Internal,
+                Some("SMP-ZITADEL3"),
+                "ZITADEL refused the change; nothing was changed".into(),
+            ),
         };
         let http_status = match self {
             Error::MethodNotAllowed(_) => 405,
@@ -334,6 +358,9 @@ impl Error {
             Error::StoreUnavailable(why) => Some(format!("key-value store: {why}")),
             Error::CorruptRecord(why) => Some(format!("corrupt record: {why}")),
             Error::TooMuchContention => Some("compare-and-swap retries exhausted".into()),
+            Error::ZitadelUnavailable(why) => Some(format!("ZITADEL unavailable: {why}")),
+            Error::ZitadelDenied(why) => Some(format!("ZITADEL denied the service user: {why}")),
+            Error::ZitadelRefused(why) => Some(format!("ZITADEL refused: {why}")),
             _ => None,
         }
     }

@@ -22,6 +22,7 @@ mod store;
 #[cfg(test)]
 mod test_support;
 mod time;
+mod zitadel;
 
 // The surface a host adapter (the wasm32 `component` module, or a native embedding) needs: one
 // call per HTTP request, over the traits the host implements.

@@ -75,7 +75,7 @@ pub(crate) enum Command {
 pub(crate) const SERVE_AFTER_HELP: &str = "\
 Environment:
   The component sees this process's variables that are settings (AUTH_*, PHONE_*, SMS_*,
-  TWILIO_*, CORS_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
+  TWILIO_*, CORS_*, ZITADEL_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
   SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
   key-value store label besides \"default\". Settings from --config-file reach it through
   wasi:config; a variable of this process overrides the file's value.
@@ -389,7 +389,8 @@ mod tests {
     fn serve_help_names_the_variables_the_component_sees() {
         // How the help names the variables passed: every setting starts with one of these or
         // is KV_STORE.
-        const PASSED_PREFIXES: [&str; 5] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_"];
+        const PASSED_PREFIXES: [&str; 6] =
+            ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_", "ZITADEL_"];
         for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
             assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
         }

@@ -9,6 +9,7 @@ use crate::auth::AuthSettings;
 use crate::error::Error;
 use crate::platform::{Settings, SettingsUnavailable};
 use crate::time::parse_duration_seconds;
+use crate::zitadel::ZitadelSync;
 use set_my_phone_wire::settings::Reader;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -47,6 +48,8 @@ pub enum SmsProvider {
 pub struct Config {
     /// How tokens are checked (`AUTH_*`).
     pub auth: AuthSettings,
+    /// Write-through to ZITADEL (`ZITADEL_*`); `None` when off.
+    pub zitadel: Option<ZitadelSync>,
     pub default_region: phonenumber::country::Id,
     /// HMAC key for stored codes; `None` only when no provider is set (then the store keeps one).
     pub code_secret: Option<Vec<u8>>,
@@ -109,6 +112,7 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let auth = AuthSettings::from_settings(&get)?;
+        let zitadel = ZitadelSync::from_settings(&get, &auth.issuer)?;
         let default_region = match get("PHONE_DEFAULT_REGION") {
             None => phonenumber::country::Id::CH,
             Some(region) => region.trim().to_ascii_uppercase().parse().map_err(|_| {
@@ -216,6 +220,7 @@ impl Config {
         let sms_texts = crate::sms_text::SmsTexts::from_settings(&get)?;
         Ok(Config {
             auth,
+            zitadel,
             default_region,
             code_secret,
             code_length,

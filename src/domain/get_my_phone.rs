@@ -1,12 +1,25 @@
 //! GetMyPhone: the caller's number and whether it is verified.
 
-use super::{Caller, Details, PhoneView};
+use super::{Caller, Details, PhoneView, write_through};
 use crate::error::Error;
 use crate::record::RecordHead;
 use crate::store::Change;
 
 /// GetMyPhone: the phone, if any, and the record's details. A first call creates the record.
 pub fn get_my_phone(caller: &Caller) -> Result<(Details, Option<PhoneView>), Error> {
+    let (details, phone) = local(caller)?;
+    match caller.zitadel() {
+        // With the write-through on, ZITADEL's phone unless a change is pending here.
+        Some(zitadel) => Ok((
+            details,
+            write_through::phone_for_get(caller, &zitadel, phone)?,
+        )),
+        None => Ok((details, phone)),
+    }
+}
+
+/// The phone as this service holds it.
+fn local(caller: &Caller) -> Result<(Details, Option<PhoneView>), Error> {
     let updater = caller.updater();
     // Only the record's head: GetMyPhone needs none of the audit trail or code state.
     if let Some(head) = updater.read_head(&caller.record_key)? {

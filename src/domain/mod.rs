@@ -21,6 +21,7 @@ mod sms_limits;
 mod tests;
 pub(crate) mod user_limits;
 mod verify_my_phone;
+mod write_through;
 
 pub use delivery::{Followup, SmsJob};
 pub use get_my_phone::get_my_phone;
@@ -37,6 +38,7 @@ use crate::platform::Services;
 use crate::record::{EventKind, UserRecord};
 use crate::store::{Change, KeyValue, Updated, Updater};
 use crate::time::Timestamp;
+use crate::zitadel::Zitadel;
 
 /// Where the HMAC key for codes lives when `PHONE_CODE_SECRET` is not set (no SMS provider).
 const STORED_SECRET_KEY: &str = "secret:phone-code-hmac";
@@ -98,6 +100,16 @@ impl<'a> Caller<'a> {
         }
     }
 
+    /// ZITADEL's user service, when the write-through is on (`ZITADEL_SYNC=on`).
+    pub(crate) fn zitadel(&self) -> Option<Zitadel<'_>> {
+        self.config.zitadel.as_ref().map(|settings| Zitadel {
+            settings,
+            http: self.services.http,
+            kv: self.kv.as_ref(),
+            clock: self.services.clock,
+        })
+    }
+
     pub fn new_record(&self, now: Timestamp) -> UserRecord {
         UserRecord::new(&self.principal.user_id, &self.principal.resource_owner, now)
     }
@@ -143,7 +155,7 @@ impl Details {
 
 /// A record change that writes `record` with new events of `kinds` (about `number`, if any)
 /// and answers `value`: the events go into the same compare-and-swap as the change.
-pub(crate) fn write<T>(
+pub(crate) fn change_with_events<T>(
     caller: &Caller,
     mut record: UserRecord,
     kinds: &[EventKind],

@@ -1,7 +1,7 @@
 //! ResendMyPhoneVerification: a fresh code for a number not yet verified.
 
 use super::code::FreshCode;
-use super::{Caller, Details, SmsJob, audit, sms_limits, write};
+use super::{Caller, Details, SmsJob, audit, change_with_events, sms_limits};
 use crate::error::Error;
 use crate::record::EventKind;
 
@@ -39,7 +39,7 @@ pub fn resend_my_phone_verification(caller: &Caller) -> Result<(Details, SmsJob)
             let last = phone.number.clone();
             fresh.issue(&mut record, phone, caller)?;
             // Upstream records a resent code as a new code.
-            write(caller, record, &[EventKind::CodeAdded], Some(&last), ())
+            change_with_events(caller, record, &[EventKind::CodeAdded], Some(&last), ())
         });
     let updated = result.inspect_err(|error| {
         audit::refusal(caller, fresh.now, number.as_deref(), error);

@@ -1,7 +1,7 @@
 //! SetMyPhone: a new number, unverified, with a fresh code on its way.
 
 use super::code::FreshCode;
-use super::{Caller, Details, SmsJob, audit, sms_limits, write};
+use super::{Caller, Details, SmsJob, audit, change_with_events, sms_limits};
 use crate::error::Error;
 use crate::number;
 use crate::record::{EventKind, Phone};
@@ -45,7 +45,7 @@ pub fn set_my_phone(caller: &Caller, input: &str) -> Result<(Details, SmsJob), E
             };
             fresh.issue(&mut record, phone, caller)?;
             // Upstream writes two events: phone changed, code added.
-            write(
+            change_with_events(
                 caller,
                 record,
                 &[EventKind::PhoneChanged, EventKind::CodeAdded],

@@ -1,8 +1,8 @@
 //! VerifyMyPhone: the code that proves the caller receives SMS at the number.
 
 use super::audit::{self, Unstored};
-use super::{Caller, Details, code_secret, write};
-use super::{code, pumping};
+use super::{Caller, Details, change_with_events, code_secret};
+use super::{code, pumping, write_through};
 use crate::error::Error;
 use crate::record::EventKind;
 
@@ -25,6 +25,15 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
     let operation = caller.services.random.operation_id();
     let now = caller.services.clock.now();
     let max_attempts = caller.config.code_max_attempts;
+    // With the write-through on, the number goes to ZITADEL before the code is used up here:
+    // when ZITADEL fails, nothing changes and the code stays usable (no attempt counted).
+    if let Some(zitadel) = caller.zitadel()
+        && let Some(record) = caller.updater().read(&caller.record_key)?
+        && let Some(number) =
+            write_through::code_would_verify(&record, caller, &secret, &input, now)
+    {
+        write_through::write_verified(caller, &zitadel, &number, now)?;
+    }
     // The number whose code was refused for being void (for the audit line).
     let mut void_for = None;
     let result = caller
@@ -47,7 +56,7 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
             if matches && now <= code.expires {
                 phone.verified = true;
                 phone.code = None;
-                write(
+                change_with_events(
                     caller,
                     record,
                     &[EventKind::Verified],
@@ -64,7 +73,7 @@ pub fn verify_my_phone(caller: &Caller, input: &str) -> Result<Details, Error> {
                     &[EventKind::VerificationFailed]
                 };
                 let outcome = Err((Error::CodeInvalid, kinds.len() as u64));
-                write(caller, record, kinds, Some(&number), outcome)
+                change_with_events(caller, record, kinds, Some(&number), outcome)
             }
         });
     let updated = result.inspect_err(|error| {

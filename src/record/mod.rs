@@ -94,6 +94,12 @@ pub enum EventKind {
     CodeRefused,
     #[serde(rename = "verification.refused")]
     VerificationRefused,
+    /// Written to ZITADEL (write-through): logged, not stored.
+    #[serde(rename = "synced")]
+    Synced,
+    /// Not written to ZITADEL: logged, not stored.
+    #[serde(rename = "sync_failed")]
+    SyncFailed,
 }
 
 impl EventKind {
@@ -110,6 +116,8 @@ impl EventKind {
             EventKind::CodeDeliveryFailed => "user.human.phone.code.delivery.failed",
             EventKind::CodeRefused => "user.human.phone.code.refused",
             EventKind::VerificationRefused => "user.human.phone.verification.refused",
+            EventKind::Synced => "user.human.phone.synced",
+            EventKind::SyncFailed => "user.human.phone.sync_failed",
         }
     }
 
@@ -126,6 +134,8 @@ impl EventKind {
             EventKind::CodeDeliveryFailed => "Phone verification code not delivered",
             EventKind::CodeRefused => "Phone verification code refused by an abuse guard",
             EventKind::VerificationRefused => "Phone verification refused: the code is void",
+            EventKind::Synced => "Phone written to ZITADEL",
+            EventKind::SyncFailed => "Phone not written to ZITADEL",
         }
     }
 }

@@ -17,6 +17,7 @@ pub use wasi::exchange;
 pub enum Method {
     Get,
     Post,
+    Delete,
 }
 
 /// A request to make.

@@ -42,6 +42,7 @@ pub fn exchange(request: &Request) -> Result<Answer, Failure> {
     let method = match request.method {
         Method::Get => WasiMethod::Get,
         Method::Post => WasiMethod::Post,
+        Method::Delete => WasiMethod::Delete,
     };
     let accepted = outgoing.set_method(&method).is_ok()
         && outgoing.set_scheme(Some(&scheme)).is_ok()

@@ -53,7 +53,7 @@ export const ASYNC_EXPORTS = ["wasi:http/incoming-handler#handle"];
 /** The environment variables the service reads (docs/configuration.md). */
 export function serviceEnvironment(all) {
   return Object.entries(all)
-    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO|CORS)_/.test(name) || name === "KV_STORE")
+    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO|CORS|ZITADEL)_/.test(name) || name === "KV_STORE")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 

@@ -15,7 +15,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_set-my-phone-host");
 pub const START_LIMIT: Duration = Duration::from_secs(300);
 
 /// Variables of the test process that would reach the component if inherited.
-const PASSED_PREFIXES: [&str; 6] = ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_", "KV_STORE"];
+const PASSED_PREFIXES: [&str; 7] = [
+    "AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_", "ZITADEL_", "KV_STORE",
+];
 
 /// The core pre-initialised with wizer (`scripts/build-artifacts`): libphonenumber's metadata is
 /// parsed already, so a PUT costs milliseconds rather than a parse per request.

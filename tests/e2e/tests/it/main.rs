@@ -27,3 +27,5 @@ mod set_my_phone;
 mod sms_limits;
 mod spin;
 mod wasmtime_serve;
+mod zitadel;
+mod zitadel_peer;
