@@ -395,13 +395,15 @@ impl Host {
     }
 
     fn new_state(&self) -> State {
-        State::with_wall_clock(
+        let mut state = State::with_wall_clock(
             &self.env,
             self.config.clone(),
             self.keyvalue.clone(),
             Arc::clone(&self.sms),
             self.wall_clock.clone(),
-        )
+        );
+        state.hooks.metrics = Some(Arc::clone(&self.ops.metrics));
+        state
     }
 }
 

@@ -13,6 +13,7 @@ use crate::bindings;
 use crate::config_store::{Config, ConfigStore, ConfigView};
 use crate::keyvalue::{KeyValue, KeyValueCtx, KeyValueView};
 use crate::limits::{self, MemoryCap};
+use crate::metrics::OutgoingHooks;
 use crate::sms::{Sms, SmsSender, SmsView};
 
 /// A linker with everything the core imports: wasi p2, wasi:http, key-value and sms.
@@ -35,6 +36,8 @@ pub(crate) struct State {
     pub(crate) keyvalue: KeyValueCtx,
     sms: Arc<dyn SmsSender>,
     config: ConfigStore,
+    /// How outgoing HTTP is sent, and counted.
+    pub(crate) hooks: OutgoingHooks,
     /// The store's resource limiter (installed by [`Host`]; not by pre-initialisation).
     pub(crate) memory: MemoryCap,
 }
@@ -53,7 +56,7 @@ impl WasiHttpView for State {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -107,6 +110,7 @@ impl State {
             keyvalue,
             sms,
             config,
+            hooks: OutgoingHooks::default(),
             memory: MemoryCap::new(limits::MAX_MAX_MEMORY),
         }
     }

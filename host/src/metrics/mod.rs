@@ -13,10 +13,12 @@
 //! raw paths or keys, so the number of series stays bounded whatever clients send.
 
 mod metered;
+mod outgoing;
 mod requests;
 
 use metered::cache_kind;
 pub(crate) use metered::{MeteredBackend, MeteredSms};
+pub(crate) use outgoing::OutgoingHooks;
 pub(crate) use requests::Observation;
 use requests::{protocol_of, rpc_of};
 
@@ -95,6 +97,12 @@ struct CacheLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ZitadelLabels {
+    call: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -110,6 +118,7 @@ pub struct Metrics {
     store_errors: Family<OperationLabels, Counter>,
     auth_cache: Family<CacheLabels, Counter>,
     refused: Family<ReasonLabels, Counter>,
+    zitadel: Family<ZitadelLabels, Counter>,
     /// The auth cache kinds seen so far (at most [`MAX_CACHE_KINDS`]).
     cache_kinds: Mutex<HashSet<String>>,
 }
@@ -189,6 +198,14 @@ impl Metrics {
         for reason in set_my_phone_wire::refusal::REASONS {
             drop(refused.get_or_create(&ReasonLabels { reason }));
         }
+        let zitadel = Family::<ZitadelLabels, Counter>::default();
+        registry.register(
+            "zitadel_calls",
+            "Calls of the write-through to ZITADEL (ZITADEL_SYNC=on), by call (user_service: \
+             /v2/users/..., token: the JWT bearer grant) and outcome: ok, client_error (4xx), \
+             server_error (5xx) or unreachable (no answer in time)",
+            zitadel.clone(),
+        );
         Self {
             registry,
             requests,
@@ -198,6 +215,7 @@ impl Metrics {
             store_errors,
             auth_cache,
             refused,
+            zitadel,
             cache_kinds: Mutex::new(HashSet::new()),
         }
     }
@@ -231,6 +249,12 @@ impl Metrics {
 
     fn count_sms(&self, outcome: &'static str) {
         self.sms.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    fn count_zitadel(&self, call: &'static str, outcome: &'static str) {
+        self.zitadel
+            .get_or_create(&ZitadelLabels { call, outcome })
+            .inc();
     }
 
     fn count_store_error(&self, operation: &'static str) {

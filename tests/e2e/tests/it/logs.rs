@@ -522,3 +522,108 @@ async fn no_log_line_holds_a_token_a_code_a_secret_or_a_number() {
         "{twilio_lines:#?}"
     );
 }
+
+/// The write-through to ZITADEL through the host binary: each call is an audit line
+/// (`…phone.synced`, `…phone.sync_failed`), and no line holds the service user's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_through_is_logged_without_its_token() {
+    use crate::zitadel_peer::{Mode, ZitadelPeer};
+    use reqwest::Method;
+    const PAT: &str = "pat-log-scan-5ecret";
+    let client = reqwest::Client::new();
+    let peer = ZitadelPeer::start(Some(PAT), None).await;
+    let receiver = FakeServer::start(200, "{}").await;
+    let sms_url = format!("{}/sms", receiver.url);
+    let host = Host::start(&env(&[
+        ("SMS_PROVIDER", "webhook"),
+        ("SMS_WEBHOOK_URL", &sms_url),
+        ("SMS_WEBHOOK_SIGNING_KEY", SIGNING_KEY),
+        ("ZITADEL_SYNC", "on"),
+        ("ZITADEL_API_URL", &peer.url),
+        ("ZITADEL_SERVICE_TOKEN", PAT),
+    ]));
+    let token = tokens::token("zoe");
+    let set = send(
+        &client,
+        &host,
+        Method::PUT,
+        PHONE_URL,
+        &token,
+        Some(json!({"phone": "+41710000044"})),
+        None,
+    );
+    assert_eq!(set.await.status, 200);
+    let code = code_sent(&receiver, 1).await;
+    peer.set_mode(Mode::Failing);
+    let verify = || Some(json!({ "code": code }));
+    let failed = send(
+        &client,
+        &host,
+        Method::POST,
+        VERIFY_URL,
+        &token,
+        verify(),
+        None,
+    )
+    .await;
+    assert_eq!(failed.status, 503);
+    peer.set_mode(Mode::Normal);
+    let verified = send(
+        &client,
+        &host,
+        Method::POST,
+        VERIFY_URL,
+        &token,
+        verify(),
+        None,
+    )
+    .await;
+    assert_eq!(verified.status, 200);
+    let removed = send(
+        &client,
+        &host,
+        Method::DELETE,
+        PHONE_URL,
+        &token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(removed.status, 200);
+
+    let lines = host.stop();
+    let forbidden = vec![
+        (PAT.to_owned(), "the service user's token"),
+        (token.clone(), "the bearer token"),
+        ("+41710000044".to_owned(), "the phone number"),
+    ];
+    let lines = scan(&lines, &forbidden);
+    let audits: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["msg"] == "audit")
+        .filter_map(|l| {
+            Some((
+                l["type"].as_str()?,
+                l.get("reason").and_then(Value::as_str).unwrap_or(""),
+            ))
+        })
+        .filter(|(kind, _)| kind.contains("sync"))
+        .collect();
+    assert_eq!(
+        audits,
+        [
+            ("user.human.phone.sync_failed", "unavailable"),
+            ("user.human.phone.synced", "verify"),
+            ("user.human.phone.synced", "remove"),
+        ]
+    );
+    let failure = lines
+        .iter()
+        .find(|l| l["msg"] == "request failed")
+        .expect("the 503 is logged with its reason");
+    let error = failure["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("HTTP 503") && error.contains("SERVER-1"),
+        "{error}"
+    );
+}

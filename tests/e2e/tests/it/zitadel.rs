@@ -140,6 +140,16 @@ async fn a_verified_phone_lands_in_zitadel_and_get_reads_through() {
         .send(Method::DELETE, PHONE_URL, Some(&token), None, Vec::new())
         .await;
     assert_eq!((again.status, again.code()), (404, 5), "{:?}", again.body);
+    // The reference host's metrics count the calls by outcome: the write, one read (once the
+    // cache aged; after the verify and the removal the phone was known), two removals (the
+    // second answered 404).
+    let metrics = host.running.host().encode_metrics();
+    for (outcome, count) in [("ok", 3), ("client_error", 1)] {
+        let line = format!(
+            "set_my_phone_zitadel_calls_total{{call=\"user_service\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
     assert_eq!(
         writes(&peer),
         [
