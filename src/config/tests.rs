@@ -142,6 +142,8 @@ fn every_variable_read_is_in_the_cache_key() {
         ("AUTH_CLIENT_SECRET", "s"),
         ("SMS_PROVIDER", "webhook"),
         ("PHONE_CODE_SECRET", "0123456789abcdef0123"),
+        ("ZITADEL_SYNC", "on"),
+        ("ZITADEL_SERVICE_TOKEN", "t"),
     ];
     let read = std::cell::RefCell::new(Vec::new());
     Config::from_lookup(|name| {

@@ -65,7 +65,7 @@ export function serviceEnvironment(all) {
 export function serviceConfig(all) {
   return Object.entries(all)
     .map(([name, value]) => [name.toLowerCase(), value])
-    .filter(([name]) => /^(auth|phone|sms|twilio|cors)_[a-z0-9_]+$/.test(name) || name === "kv_store")
+    .filter(([name]) => /^(auth|phone|sms|twilio|cors|zitadel)_[a-z0-9_]+$/.test(name) || name === "kv_store")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
