@@ -2,9 +2,9 @@
 // the first argument) with jco into ./gen/, for main.js and the tests:
 //   node_modules/.bin/deno run --allow-read --allow-write --allow-run build.js [component.wasm]
 // jco must have been installed (npm ci). The list of imports that wait (JSPI) lives in
-// src/imports.js; their versions are taken from the component's own imports.
+// ../glue/imports.js; their versions are taken from the component's own imports.
 
-import { ASYNC_EXPORTS, ASYNC_IMPORTS } from "./src/imports.js";
+import { ASYNC_EXPORTS, ASYNC_IMPORTS } from "../glue/imports.js";
 
 const here = new URL(".", import.meta.url).pathname;
 const component = Deno.args[0] ?? `${here}../../target/artifacts/set-my-phone.wasm`;

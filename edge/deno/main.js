@@ -9,14 +9,16 @@
 // default, which on Deno Deploy is the project's database); PORT the local port (8000).
 
 import { instantiate } from "./gen/set-my-phone.js";
-import { createHost } from "./src/host.js";
+import { createHost } from "../glue/host.js";
+import { keyValue } from "./src/keyvalue.js";
 
 const gen = new URL("./gen/", import.meta.url);
 const kv = await Deno.openKv(Deno.env.get("DENO_KV_PATH") || undefined);
 const host = createHost({
   instantiate,
   compileCore: async (name) => WebAssembly.compile(await Deno.readFile(new URL(name, gen))),
-  kv,
+  keyvalue: keyValue(kv),
+  env: () => Deno.env.toObject(),
   maxInstances: Number(Deno.env.get("SET_MY_PHONE_INSTANCES") || 16),
 });
 

@@ -3,7 +3,8 @@
 // Only loopback addresses; every wait is bounded so a hang fails the test instead.
 
 import { instantiate } from "../gen/set-my-phone.js";
-import { createHost } from "../src/host.js";
+import { createHost } from "../../glue/host.js";
+import { keyValue } from "../src/keyvalue.js";
 
 const GEN = new URL("../gen/", import.meta.url);
 const ISSUER = "https://issuer.test";
@@ -89,8 +90,8 @@ async function serve(env) {
   const host = createHost({
     instantiate,
     compileCore: async (name) => WebAssembly.compile(await Deno.readFile(new URL(name, GEN))),
-    kv,
-    env,
+    keyvalue: keyValue(kv),
+    env: () => env,
     log: (line) => logs.push(line),
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, host.handle);

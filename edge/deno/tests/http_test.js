@@ -1,8 +1,8 @@
 // wasi:http outgoing requests over fetch, driven the way the SMS provider component drives
 // them (handle before the body is written, poll the future, read the body in chunks).
 
-import { Fields, OutgoingBody, OutgoingRequest, RequestOptions, outgoingHandler } from "../src/http.js";
-import { poll, timerPollable } from "../src/io.js";
+import { Fields, OutgoingBody, OutgoingRequest, RequestOptions, outgoingHandler } from "../../glue/http.js";
+import { poll, timerPollable } from "../../glue/io.js";
 
 function assertEquals(actual, expected, message) {
   if (JSON.stringify(actual) !== JSON.stringify(expected)) {

@@ -1,5 +1,7 @@
 // The import object for the transpiled component (jco `--instantiation async`): every
-// wasi:* interface the shipped artifact imports, implemented on Deno.
+// wasi:* interface the shipped artifact imports, over web APIs that Deno and Cloudflare
+// Workers share; the key-value store is each platform's own (edge/deno/src/keyvalue.js,
+// edge/cloudflare/src/keyvalue.js), passed in as `keyvalue`.
 
 import {
   consoleSink,
@@ -26,7 +28,6 @@ import {
   RequestOptions,
   ResponseOutparam,
 } from "./http.js";
-import { keyValue } from "./keyvalue.js";
 
 /**
  * Imports that wait, so jco must wrap them in WebAssembly.Suspending (`--async-imports`);
@@ -86,7 +87,8 @@ class ComponentExit extends Error {}
 
 /**
  * @param {object} options
- * @param {Deno.Kv} options.kv the store behind wasi:keyvalue
+ * @param {{store: object, atomics: object}} options.keyvalue wasi:keyvalue/store and
+ *   wasi:keyvalue/atomics on the platform's store
  * @param {() => [string, string][]} options.environment what wasi:cli/environment returns
  * @param {() => [string, string][]} [options.config] what wasi:config/store holds (a throw,
  *   such as `{ tag: "io", val: "why" }`, is the store's error)
@@ -96,7 +98,7 @@ class ComponentExit extends Error {}
  *   for the bare core)
  */
 export function makeImports({
-  kv,
+  keyvalue,
   environment,
   config = () => [],
   fetch,
@@ -104,7 +106,6 @@ export function makeImports({
   extra = {},
 }) {
   const stderr = consoleSink(log);
-  const keyvalue = keyValue(kv);
   const interfaces = {
     "wasi:io/error": { Error: IoError },
     "wasi:io/poll": { Pollable, poll },

@@ -1,4 +1,4 @@
-// wasi:http (types, outgoing-handler) over the web Request/Response/fetch APIs of Deno.
+// wasi:http (types, outgoing-handler) over the web Request/Response/fetch APIs (Deno, Workers).
 
 import {
   emptyInputStream,

@@ -1,4 +1,5 @@
-// Serves a jco-transpiled set-my-phone component from Deno: one web Request in, one
+// Serves a jco-transpiled set-my-phone component on a web platform (Deno, Cloudflare Workers):
+// one web Request in, one
 // wasi:http/incoming-handler call, the web Response out as soon as the component sets it.
 //
 // A component instance runs one request at a time (it is suspended, not finished, while it
@@ -22,26 +23,30 @@ function errorResponse(status, code, message) {
  * @param {Function} options.instantiate the `instantiate` export of the transpiled component
  * @param {(name: string) => Promise<WebAssembly.Module>} options.compileCore loads a core
  *   module of the transpiled output by file name
- * @param {Deno.Kv} options.kv
- * @param {Record<string,string>} [options.env] the service's settings (default: Deno.env)
+ * @param {{store: object, atomics: object}} options.keyvalue the platform's wasi:keyvalue
+ * @param {() => Record<string,string>} options.env the service's settings, read per call
  * @param {typeof fetch} [options.fetch]
  * @param {number} [options.maxInstances] instances running at once (others queue)
  * @param {(line: string) => void} [options.log]
  * @param {object} [options.extraImports] interfaces beyond wasi:* (see makeImports)
+ * @param {boolean} [options.isolatedRequests] each request may only wait on what it started
+ *   itself (Cloudflare Workers cancels a request that waits on a promise another request
+ *   resolves): a queued request then polls for an idle instance on its own timer
  */
 export function createHost({
   instantiate,
   compileCore,
-  kv,
+  keyvalue,
   env,
   fetch,
   maxInstances = 16,
   log = (line) => console.error(line),
   extraImports,
+  isolatedRequests = false,
 }) {
-  const environment = () => serviceEnvironment(env ?? Deno.env.toObject());
-  const config = () => serviceConfig(env ?? Deno.env.toObject());
-  const imports = makeImports({ kv, environment, config, fetch, log, extra: extraImports });
+  const environment = () => serviceEnvironment(env());
+  const config = () => serviceConfig(env());
+  const imports = makeImports({ keyvalue, environment, config, fetch, log, extra: extraImports });
   const modules = new Map();
   const getCoreModule = (name) => {
     if (!modules.has(name)) modules.set(name, compileCore(name));
@@ -55,7 +60,12 @@ export function createHost({
 
   async function acquire() {
     if (idle.length) return idle.pop();
-    if (running >= maxInstances) {
+    if (running >= maxInstances && isolatedRequests) {
+      while (!idle.length && running >= maxInstances) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      if (idle.length) return idle.pop();
+    } else if (running >= maxInstances) {
       await new Promise((resolve) => waiters.push(resolve));
       if (idle.length) return idle.pop();
     }
@@ -80,13 +90,16 @@ export function createHost({
       Object.entries(instance).find(([k]) => k.startsWith("wasi:http/incoming-handler"))?.[1];
   }
 
-  /** Deno.serve's handler. */
-  async function handle(request) {
+  /**
+   * The platform's fetch handler: a web Request in, a web Response out. `waitUntil` (a
+   * Worker's `ctx.waitUntil`) is given this request's work after answering.
+   */
+  async function handle(request, { waitUntil } = {}) {
     let instance;
     try {
       instance = await acquire();
     } catch (error) {
-      log(`set-my-phone (deno): instantiating the component failed: ${error?.stack ?? error}`);
+      log(`set-my-phone: instantiating the component failed: ${error?.stack ?? error}`);
       return errorResponse(500, 13, "the component could not be started");
     }
     const outparam = new ResponseOutparam();
@@ -96,12 +109,13 @@ export function createHost({
         release(instance, true);
       } catch (error) {
         // A trap leaves the instance unusable: drop it.
-        log(`set-my-phone (deno): the component failed: ${error?.stack ?? error}`);
+        log(`set-my-phone: the component failed: ${error?.stack ?? error}`);
         release(instance, false);
         throw error;
       }
     })();
     const done = call.then(() => undefined, () => undefined);
+    waitUntil?.(done);
     background.add(done);
     done.finally(() => background.delete(done));
 
@@ -111,7 +125,7 @@ export function createHost({
     ]);
     if (answer?.ok) return answer.ok;
     if (answer?.error) {
-      log(`set-my-phone (deno): the component answered an error: ${JSON.stringify(answer.error)}`);
+      log(`set-my-phone: the component answered an error: ${JSON.stringify(answer.error)}`);
       return errorResponse(500, 13, "internal error");
     }
     return errorResponse(500, 13, "the component did not answer");

@@ -1,0 +1,73 @@
+// Transpiles the shipped component (target/artifacts/set-my-phone.wasm, or the path given) with
+// the pinned jco into ./gen/ for the Worker, and writes gen/modules.js, which imports each core
+// module so that wrangler bundles it compiled (Workers compile no WebAssembly at run time).
+//   node build.mjs [component.wasm]
+// The imports that wait (JSPI) are the glue's list (../glue/imports.js), as for Deno.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ASYNC_EXPORTS, ASYNC_IMPORTS } from "../glue/imports.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const component = process.argv[2] ?? join(here, "../../target/artifacts/set-my-phone.wasm");
+const jco = join(here, "node_modules/.bin/jco");
+const out = join(here, "gen");
+if (!existsSync(component)) {
+  console.error(`build.mjs: ${component} is missing; build it with scripts/build-artifacts first`);
+  process.exit(1);
+}
+const run = (args) => execFileSync(jco, args, { encoding: "utf8" });
+
+// `jco wit` prints the component's world: `import wasi:io/poll@0.2.4;` and so on.
+const versions = new Map();
+for (const [, iface, version] of run(["wit", component]).matchAll(
+  /(?:import|export) ([a-z0-9-]+:[a-z0-9-]+\/[a-z0-9-]+)@([0-9A-Za-z.+-]+);/g,
+)) {
+  versions.set(iface, version);
+}
+const versioned = (names) =>
+  names.flatMap((name) => {
+    const [iface, fn] = name.split("#");
+    return versions.has(iface) ? [`${iface}@${versions.get(iface)}#${fn}`] : [];
+  });
+
+rmSync(out, { recursive: true, force: true });
+run([
+  "transpile", component,
+  "--out-dir", out,
+  "--name", "set-my-phone",
+  "--instantiation", "async",
+  "--async-mode", "jspi",
+  "--async-imports", ...versioned(ASYNC_IMPORTS),
+  "--async-exports", ...versioned(ASYNC_EXPORTS),
+  "--quiet",
+]);
+// jco inlines small helper modules (JSPI's conditional suspending) as bytes compiled at load
+// time, which Workers refuse ("Wasm code generation disallowed by embedder"): write each to a
+// file and import it instead, compiled by the bundler like the core modules.
+const glue = join(out, "set-my-phone.js");
+let code = readFileSync(glue, "utf8");
+const inlined = [];
+code = code.replace(
+  /new WebAssembly\.Module\(new Uint8Array\(\[([0-9a-fx,\s]+)\]\)\)/g,
+  (_, list) => {
+    const bytes = list.split(",").map((b) => b.trim()).filter(Boolean).map(Number);
+    const name = `inline${inlined.length}.wasm`;
+    writeFileSync(join(out, name), Uint8Array.from(bytes));
+    inlined.push(name);
+    return `inline${inlined.length - 1}`;
+  },
+);
+code = inlined.map((name, i) => `import inline${i} from "./${name}";\n`).join("") + code;
+writeFileSync(glue, code);
+const cores = readdirSync(out)
+  .filter((name) => name.endsWith(".wasm") && !name.startsWith("inline"))
+  .sort();
+writeFileSync(
+  join(out, "modules.js"),
+  cores.map((name, i) => `import m${i} from "./${name}";`).join("\n") +
+    `\nexport default {\n${cores.map((name, i) => `  ${JSON.stringify(name)}: m${i},`).join("\n")}\n};\n`,
+);
+console.error(`build.mjs: transpiled ${component} into ${out}/ (${cores.length} core modules)`);
