@@ -5,15 +5,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { createHmac, webcrypto as crypto } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { start, stop } from "./wrangler.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const ISSUER = "https://issuer.test";
 const ORG = "org-1";
 const PHONE_URL = "/auth/v1/users/me/phone";
@@ -49,14 +47,6 @@ const receiver = createServer((request, response) => {
 });
 await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const settings = {
   AUTH_ISSUER: ISSUER,
   AUTH_JWKS: JWKS,
@@ -75,46 +65,13 @@ const settings = {
 const state = mkdtempSync(join(tmpdir(), "set-my-phone-cloudflare-"));
 let worker;
 
-/** Starts `wrangler dev` on the persisted state; resolves once it answers. */
 async function startWorker() {
-  const port = await freePort();
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn"];
-  for (const [name, value] of Object.entries(settings)) args.push("--var", `${name}:${value}`);
-  const child = spawn(join(here, "../node_modules/.bin/wrangler"), args, {
-    cwd: join(here, ".."),
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited: ${output}`);
-    try {
-      await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`wrangler dev did not answer in 120 s: ${output}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  return { child, base, output: () => output };
+  return start({ settings, state });
 }
 
 async function stopWorker() {
   if (!worker) return;
-  const { child } = worker;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  try {
-    process.kill(-child.pid, "SIGTERM");
-  } catch {}
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {}
+  await stop(worker);
   worker = undefined;
 }
 
@@ -191,12 +148,6 @@ function frame(message) {
 
 test("gRPC-Web (binary) sets and reads a phone", async () => {
   const phone = Buffer.from("+41 71 000 00 08");
-  const grpc = (method, message) =>
-    call("POST", `/zitadel.auth.v1.AuthService/${method}`, {
-      user: "grpc-user",
-      body: frame(Uint8Array.from([...message])),
-      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-    });
   const set = await fetch(`${worker.base}/zitadel.auth.v1.AuthService/SetMyPhone`, {
     method: "POST",
     headers: {
@@ -224,7 +175,6 @@ test("gRPC-Web (binary) sets and reads a phone", async () => {
   const getBody = Buffer.from(await get.arrayBuffer()).toString("latin1");
   assert.match(getBody, /\+41710000008/);
   assert.match(getBody, /grpc-status:\s*0\r\n/);
-  void grpc;
 });
 
 test("50 concurrent first SetMyPhone calls for one user: distinct sequences, one record", async () => {
