@@ -42,6 +42,8 @@ pub enum SmsProvider {
     None,
     Webhook,
     Twilio,
+    Sns,
+    WhatsApp,
 }
 
 #[derive(Clone, Debug)]
@@ -128,10 +130,12 @@ impl Config {
             None | Some("none") => SmsProvider::None,
             Some("webhook") => SmsProvider::Webhook,
             Some("twilio") => SmsProvider::Twilio,
+            Some("sns") => SmsProvider::Sns,
+            Some("whatsapp") => SmsProvider::WhatsApp,
             Some(_) => {
                 return Err(Error::config(
                     "SMS_PROVIDER",
-                    "must be none, webhook or twilio",
+                    "must be none, webhook, twilio, sns or whatsapp",
                 ));
             }
         };

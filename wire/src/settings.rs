@@ -93,6 +93,19 @@ pub const SETTINGS: &[Setting] = &[
     setting("TWILIO_AUTH_TOKEN", true, Reader::SmsProvider),
     setting("TWILIO_FROM", false, Reader::SmsProvider),
     setting("TWILIO_BASE_URL", false, Reader::SmsProvider),
+    setting("SMS_SNS_REGION", false, Reader::SmsProvider),
+    setting("SMS_SNS_ACCESS_KEY_ID", false, Reader::SmsProvider),
+    setting("SMS_SNS_SECRET_ACCESS_KEY", true, Reader::SmsProvider),
+    setting("SMS_SNS_SESSION_TOKEN", true, Reader::SmsProvider),
+    setting("SMS_SNS_SENDER_ID", false, Reader::SmsProvider),
+    setting("SMS_SNS_ORIGINATION_NUMBER", false, Reader::SmsProvider),
+    setting("SMS_SNS_BASE_URL", false, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_TOKEN", true, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_PHONE_NUMBER_ID", false, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_TEMPLATE", false, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_LANGUAGE", false, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_API_VERSION", false, Reader::SmsProvider),
+    setting("SMS_WHATSAPP_BASE_URL", false, Reader::SmsProvider),
 ];
 
 /// The settings `reader` reads (those marked `Both` included).

@@ -1,9 +1,11 @@
 //! The wasm32 side: exports `set-my-phone:sms/sender` and makes the provider's request with
 //! wasi:http/outgoing-handler (`set-my-phone-outgoing-http`). Nothing here decides behaviour.
 
-use crate::provider::{self, Message, Plan, SendError};
+use crate::provider::{self, Answer, Message, Outgoing, SendError};
+use crate::retry::{self, Platform};
 use set_my_phone_outgoing_http::{Failure, exchange};
-use wasip2::clocks::wall_clock;
+use std::time::Duration;
+use wasip2::clocks::{monotonic_clock, wall_clock};
 
 #[expect(
     unsafe_code,
@@ -68,18 +70,40 @@ impl sender::Guest for Component {
             language: message.language,
         };
         let now = wall_clock::now().seconds;
-        let result = match provider::plan(&lookup, &message, now) {
-            Plan::Skip(error) => Err(error),
-            Plan::Send { request, provider } => exchange(&request)
-                .map_err(|failure| match failure {
-                    Failure::Refused(why) => SendError::Permanent(why),
-                    Failure::Unreachable(why) => SendError::Retryable(format!("provider {why}")),
-                })
-                .and_then(|answer| provider::interpret(provider, &answer, now)),
-        };
+        let plan = provider::plan(&lookup, &message, now);
+        let result = retry::deliver(
+            plan,
+            &mut Wasi {
+                started: monotonic_clock::now(),
+            },
+        );
         result.map_err(|e| match e {
             SendError::Retryable(why) => sender::SendError::Retryable(why),
             SendError::Permanent(why) => sender::SendError::Permanent(why),
         })
+    }
+}
+
+/// Deliveries on wasi: wasi:http, the monotonic clock and its timers.
+struct Wasi {
+    started: monotonic_clock::Instant,
+}
+
+impl Platform for Wasi {
+    fn exchange(&mut self, request: &Outgoing) -> Result<Answer, Failure> {
+        exchange(request)
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(monotonic_clock::now().saturating_sub(self.started))
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        monotonic_clock::subscribe_duration(nanos).block();
+    }
+
+    fn now(&self) -> u64 {
+        wall_clock::now().seconds
     }
 }

@@ -1,6 +1,6 @@
 //! The provider-independent part: which provider, what to send, and what an answer means.
 
-use crate::{retry, twilio, webhook};
+use crate::{retry, sns, twilio, webhook, whatsapp};
 pub use set_my_phone_outgoing_http::{Answer, Method, Request as Outgoing, Url};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub fn post(url: Url, headers: Vec<(String, String)>, body: Vec<u8>) -> Outgoing
 pub enum Provider {
     Webhook,
     Twilio,
+    Sns,
+    WhatsApp,
 }
 
 /// What to do with a message under the current settings.
@@ -55,7 +57,12 @@ pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -
         None | Some("none") => Err(SendError::Permanent(NOT_CONFIGURED.into())),
         Some("webhook") => webhook::request(&get, message, now).map(|r| (r, Provider::Webhook)),
         Some("twilio") => twilio::request(&get, message).map(|r| (r, Provider::Twilio)),
-        Some(_) => Err(setting("SMS_PROVIDER", "must be none, webhook or twilio")),
+        Some("sns") => sns::request(&get, message, now).map(|r| (r, Provider::Sns)),
+        Some("whatsapp") => whatsapp::request(&get, message).map(|r| (r, Provider::WhatsApp)),
+        Some(_) => Err(setting(
+            "SMS_PROVIDER",
+            "must be none, webhook, twilio, sns or whatsapp",
+        )),
     };
     match prepared {
         Ok((request, provider)) => Plan::Send { request, provider },
@@ -75,6 +82,8 @@ pub fn interpret(provider: Provider, answer: &Answer, now: u64) -> Result<String
     match provider {
         Provider::Webhook => webhook::interpret(answer, now),
         Provider::Twilio => twilio::interpret(answer, now),
+        Provider::Sns => sns::interpret(answer, now),
+        Provider::WhatsApp => whatsapp::interpret(answer, now),
     }
 }
 

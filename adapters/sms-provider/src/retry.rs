@@ -1,5 +1,74 @@
-//! When to try again: the `Retry-After` header (RFC 9110 §10.2.3) a provider may send with a
-//! 429, 408 or 5xx, as seconds from now.
+//! When to try again: a delivery whose failure is retryable (429, 408, 5xx, a refused or reset
+//! connection, a provider's throttling code) is tried again at most twice within
+//! [`BUDGET`], after the provider's `Retry-After` (RFC 9110 §10.2.3) when it sent one, else after
+//! a backoff; a permanent failure is not retried.
+
+use crate::provider::{self, Answer, Outgoing, Plan, Provider, SendError};
+use set_my_phone_outgoing_http::Failure;
+use std::time::Duration;
+
+/// Attempts of one delivery: the first and two retries.
+pub const ATTEMPTS: u32 = 3;
+/// Longest a delivery may take, waits included: well inside a host's limit for the work a
+/// component does after answering (the reference host allows 60 s by default).
+pub const BUDGET: Duration = Duration::from_secs(20);
+/// The waits before the second and third attempts when the provider names none.
+const BACKOFF: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+
+/// What a delivery needs from its platform: the request, a clock and a way to wait.
+pub trait Platform {
+    fn exchange(&mut self, request: &Outgoing) -> Result<Answer, Failure>;
+    /// Time since the delivery started.
+    fn elapsed(&self) -> Duration;
+    fn sleep(&mut self, duration: Duration);
+    /// Unix seconds, for `Retry-After` dates and message ids.
+    fn now(&self) -> u64;
+}
+
+/// Carries out `plan`: the message id, or the last failure.
+pub fn deliver(plan: Plan, platform: &mut dyn Platform) -> Result<String, SendError> {
+    let (request, provider) = match plan {
+        Plan::Skip(error) => return Err(error),
+        Plan::Send { request, provider } => (request, provider),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (result, hint) = once(&request, provider, platform);
+        let Err(SendError::Retryable(why)) = result else {
+            return result;
+        };
+        let wait = hint.unwrap_or(BACKOFF[(attempt as usize - 1).min(BACKOFF.len() - 1)]);
+        // No third try, and none that could not finish within the budget (an attempt may take
+        // the whole request timeout).
+        if attempt >= ATTEMPTS || platform.elapsed() + wait + provider::TIMEOUT > BUDGET {
+            return Err(SendError::Retryable(why));
+        }
+        platform.sleep(wait);
+    }
+}
+
+/// One attempt, and the provider's `Retry-After` if it named one.
+fn once(
+    request: &Outgoing,
+    provider: Provider,
+    platform: &mut dyn Platform,
+) -> (Result<String, SendError>, Option<Duration>) {
+    let now = platform.now();
+    match platform.exchange(request) {
+        Err(Failure::Refused(why)) => (Err(SendError::Permanent(why)), None),
+        Err(Failure::Unreachable(why)) => {
+            (Err(SendError::Retryable(format!("provider {why}"))), None)
+        }
+        Ok(answer) => {
+            let hint = answer
+                .header("retry-after")
+                .and_then(|value| retry_after(value, now))
+                .map(Duration::from_secs);
+            (provider::interpret(provider, &answer, now), hint)
+        }
+    }
+}
 
 /// Seconds from `now` (unix seconds) until the time `value` names: delta-seconds (`120`), or an
 /// HTTP-date in the IMF-fixdate form every sender must use (`Wed, 21 Oct 2015 07:28:00 GMT`);
@@ -126,5 +195,100 @@ mod tests {
         ] {
             assert_eq!(retry_after(value, NOW), None, "{value}");
         }
+    }
+
+    /// A provider answering from a script, on a clock that sleeping moves.
+    struct Scripted {
+        answers: Vec<Result<Answer, Failure>>,
+        sent: u32,
+        clock: Duration,
+        slept: Vec<Duration>,
+    }
+
+    impl Platform for Scripted {
+        fn exchange(&mut self, _: &Outgoing) -> Result<Answer, Failure> {
+            self.sent += 1;
+            self.clock += Duration::from_millis(100);
+            self.answers.remove(0)
+        }
+        fn elapsed(&self) -> Duration {
+            self.clock
+        }
+        fn sleep(&mut self, duration: Duration) {
+            self.slept.push(duration);
+            self.clock += duration;
+        }
+        fn now(&self) -> u64 {
+            1_700_000_000
+        }
+    }
+
+    fn status(code: u16, retry_after: Option<&str>) -> Result<Answer, Failure> {
+        Ok(Answer {
+            status: code,
+            headers: retry_after
+                .map(|v| vec![("retry-after".to_string(), v.to_string())])
+                .unwrap_or_default(),
+            body: br#"{"sid":"SM1"}"#.to_vec(),
+        })
+    }
+
+    fn run(answers: Vec<Result<Answer, Failure>>) -> (Result<String, SendError>, Scripted) {
+        let mut platform = Scripted {
+            answers,
+            sent: 0,
+            clock: Duration::ZERO,
+            slept: vec![],
+        };
+        let plan = Plan::Send {
+            request: crate::provider::post(
+                set_my_phone_outgoing_http::Url::parse("http://127.0.0.1:9/").unwrap(),
+                vec![],
+                vec![],
+            ),
+            provider: Provider::Twilio,
+        };
+        let result = deliver(plan, &mut platform);
+        (result, platform)
+    }
+
+    #[test]
+    fn retryable_failures_are_tried_again_at_most_twice_honouring_retry_after() {
+        let (result, platform) = run(vec![
+            status(429, Some("2")),
+            status(503, None),
+            status(201, None),
+        ]);
+        assert_eq!(result.unwrap(), "SM1");
+        assert_eq!(platform.sent, 3);
+        assert_eq!(
+            platform.slept,
+            [Duration::from_secs(2), Duration::from_secs(1)]
+        );
+
+        let (result, platform) = run(vec![
+            Err(Failure::Unreachable("refused".into())),
+            status(500, None),
+            status(502, None),
+        ]);
+        assert!(matches!(result, Err(SendError::Retryable(_))));
+        assert_eq!(platform.sent, 3);
+        assert_eq!(
+            platform.slept,
+            [Duration::from_millis(250), Duration::from_secs(1)]
+        );
+    }
+
+    #[test]
+    fn permanent_failures_and_waits_past_the_budget_are_not_retried() {
+        let (result, platform) = run(vec![status(400, None)]);
+        assert!(matches!(result, Err(SendError::Permanent(_))));
+        assert_eq!(platform.sent, 1);
+        // A provider asking for a minute: past the budget, the failure is filed as it is.
+        let (result, platform) = run(vec![status(429, Some("60"))]);
+        assert!(
+            matches!(result, Err(SendError::Retryable(why)) if why.contains("retry after 60 s"))
+        );
+        assert_eq!((platform.sent, platform.slept.len()), (1, 0));
     }
 }

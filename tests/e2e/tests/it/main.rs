@@ -23,6 +23,7 @@ mod grpc_web_text;
 mod lifecycle;
 mod logs;
 mod oidc;
+mod providers;
 mod set_my_phone;
 mod sms_limits;
 mod spin;
