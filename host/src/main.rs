@@ -38,9 +38,13 @@ fn dev_identity(
     Ok(())
 }
 
+/// The settings among this process's variables: the wire crate's, and any `SMS_*` (the
+/// settings of an SMS provider of your own, docs/sms-providers.md).
 fn passed_env() -> Vec<(String, String)> {
     std::env::vars()
-        .filter(|(name, _)| set_my_phone_wire::settings::is_env_name(name))
+        .filter(|(name, _)| {
+            set_my_phone_wire::settings::is_env_name(name) || name.starts_with("SMS_")
+        })
         .collect()
 }
 

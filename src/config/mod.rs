@@ -44,6 +44,7 @@ pub enum SmsProvider {
     Twilio,
     Sns,
     WhatsApp,
+    Custom,
 }
 
 #[derive(Clone, Debug)]
@@ -132,10 +133,12 @@ impl Config {
             Some("twilio") => SmsProvider::Twilio,
             Some("sns") => SmsProvider::Sns,
             Some("whatsapp") => SmsProvider::WhatsApp,
+            // A provider component of your own (docs/sms-providers.md) reads its own settings.
+            Some("custom") => SmsProvider::Custom,
             Some(_) => {
                 return Err(Error::config(
                     "SMS_PROVIDER",
-                    "must be none, webhook, twilio, sns or whatsapp",
+                    "must be none, webhook, twilio, sns, whatsapp or custom",
                 ));
             }
         };

@@ -34,6 +34,37 @@ enum Command {
     ///     and sms: the reference host provides both).
     #[command(verbatim_doc_comment)]
     Artifacts(Options),
+    /// Plugs an SMS provider of your own (a component exporting set-my-phone:sms/sender, e.g.
+    /// examples/sms-provider-vonage) into the pre-initialised core: the result imports only
+    /// wasi:*, like set-my-phone.wasm (docs/sms-providers.md).
+    Plug(PlugOptions),
+}
+
+#[derive(clap::Args)]
+struct PlugOptions {
+    /// The pre-initialised core (target/artifacts/set-my-phone-core-initialised.wasm).
+    #[arg(long, value_name = "CORE.wasm")]
+    core: PathBuf,
+    /// The provider component.
+    #[arg(long, value_name = "SMS.wasm")]
+    sms: PathBuf,
+    /// The composed component to write.
+    #[arg(long, value_name = "OUT.wasm")]
+    out: PathBuf,
+}
+
+fn plug(options: PlugOptions) -> anyhow::Result<()> {
+    let core = compose::read(&options.core)?;
+    let sms = compose::read(&options.sms)?;
+    let composed = compose::plug(("the core", &core), &[("the SMS provider", &sms)])?;
+    std::fs::write(&options.out, &composed)
+        .with_context(|| format!("cannot write {}", options.out.display()))?;
+    eprintln!(
+        "wrote {} ({} KiB)",
+        options.out.display(),
+        composed.len() / 1024
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -116,8 +147,11 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Artifacts(options) = Cli::parse().command;
-    match artifacts(options).await {
+    let result = match Cli::parse().command {
+        Command::Artifacts(options) => artifacts(options).await,
+        Command::Plug(options) => plug(options),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -59,9 +59,14 @@ pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -
         Some("twilio") => twilio::request(&get, message).map(|r| (r, Provider::Twilio)),
         Some("sns") => sns::request(&get, message, now).map(|r| (r, Provider::Sns)),
         Some("whatsapp") => whatsapp::request(&get, message).map(|r| (r, Provider::WhatsApp)),
+        Some("custom") => Err(SendError::Permanent(
+            "SMS_PROVIDER=custom needs a provider component of your own in place of this one \
+             (docs/sms-providers.md)"
+                .into(),
+        )),
         Some(_) => Err(setting(
             "SMS_PROVIDER",
-            "must be none, webhook, twilio, sns or whatsapp",
+            "must be none, webhook, twilio, sns, whatsapp or custom",
         )),
     };
     match prepared {

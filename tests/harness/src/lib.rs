@@ -19,12 +19,14 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// What the wasm artifacts are built from (relative to the root): the core, its WIT and protos,
-/// the adapters composed into it, and the tool that composes and pre-initialises them.
-const SOURCES: [&str; 9] = [
+/// the adapters composed into it (the example provider too), and the tool that composes and
+/// pre-initialises them.
+const SOURCES: [&str; 10] = [
     "src",
     "wit",
     "proto",
     "adapters",
+    "examples",
     "tools/src",
     "wire",
     "build.rs",

@@ -1,7 +1,8 @@
 //! The SMS providers of the composed artifact beyond webhook and Twilio (`artifacts.rs`), each
 //! round trip PUT → the provider's request at a local receiver → verify with the code it
 //! carried: Amazon SNS (its Signature Version 4 checked by botocore's signer, not ours) and
-//! WhatsApp's Cloud API; and retries of retryable answers.
+//! WhatsApp's Cloud API; retries of retryable answers; and a provider brought from outside the
+//! provider crate (`examples/sms-provider-vonage`, plugged in by `set-my-phone-tools plug`).
 
 use crate::artifacts::form_urlencoded;
 use crate::fake_http::{Behaviour, FakeServer};
@@ -220,4 +221,44 @@ async fn whatsapp_authentication_template_carries_the_code_which_verifies() {
     );
     host.running.idle().await;
     assert_eq!(graph.requests().len() - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_brought_from_outside_round_trips() {
+    let vonage = FakeServer::start(
+        200,
+        r#"{"message-count":"1","messages":[{"to":"41710000051","message-id":"0A0000000123ABCD1","status":"0"}]}"#,
+    )
+    .await;
+    let mut env = support::base_env();
+    env.extend(
+        [
+            ("SMS_PROVIDER", "custom".to_owned()),
+            ("SMS_VONAGE_API_KEY", "vonage-key".to_owned()),
+            ("SMS_VONAGE_API_SECRET", "vonage-secret".to_owned()),
+            ("SMS_VONAGE_FROM", "SetMyPhone".to_owned()),
+            ("SMS_VONAGE_BASE_URL", vonage.url.clone()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let host = support::start_wasm(
+        support::artifact_path("examples/set-my-phone-vonage.wasm"),
+        env,
+    )
+    .await;
+    assert_eq!(host.set_phone("vera", "+41 71 000 00 51").await.status, 200);
+    host.running.idle().await;
+    let request = vonage.requests().pop().expect("Vonage got a request");
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/sms/json")
+    );
+    let form = form_urlencoded(&request.body);
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(field("to").as_deref(), Some("41710000051"));
+    assert_eq!(field("api_key").as_deref(), Some("vonage-key"));
+    let code = code_in(&field("text").expect("text"));
+    assert_eq!(host.verify("vera", &code).await.status, 200);
+    let delivery = host.record("vera").expect("record")["phone"].clone();
+    assert_eq!(delivery["verified"], true);
 }
