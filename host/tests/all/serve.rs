@@ -141,10 +141,15 @@ async fn sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections() {
 
     signal(host.child.id(), "-TERM");
     host.wait_for_stderr("stopping", Duration::from_secs(10));
-    assert!(
-        std::net::TcpStream::connect(&addr).is_err(),
-        "the host still accepts connections after SIGTERM"
-    );
+    // The listener closes right after the "stopping" line: give a busy machine a moment.
+    let closing = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            closing.elapsed() < Duration::from_secs(10),
+            "the host still accepts connections 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         host.child.try_wait().expect("poll host").is_none(),
         "the host exited with a request in flight"

@@ -627,3 +627,103 @@ async fn the_write_through_is_logged_without_its_token() {
         "{error}"
     );
 }
+
+/// Amazon SNS and WhatsApp through the host binary, each refusing with an answer that quotes
+/// the number: no line holds the provider's secret, the number or the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
+    use reqwest::Method;
+    const SNS_SECRET: &str = "sns-secret-key-5ca1ab1e";
+    const WA_TOKEN: &str = "whatsapp-token-decaf";
+    let client = reqwest::Client::new();
+    let sns = FakeServer::start(
+        400,
+        "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameter</Code><Message>Invalid parameter: PhoneNumber Reason: +41710000061 is not valid</Message></Error></ErrorResponse>",
+    )
+    .await;
+    let graph = FakeServer::start(
+        400,
+        r#"{"error":{"message":"(#131026) Recipient +41 71 000 00 62 cannot be reached","type":"OAuthException","code":131026,"fbtrace_id":"B1"}}"#,
+    )
+    .await;
+    let mut lines = Vec::new();
+    let mut forbidden: Vec<(String, &str)> = vec![
+        (SNS_SECRET.into(), "the SNS secret key"),
+        (WA_TOKEN.into(), "the WhatsApp token"),
+    ];
+    let runs: [(&[(&str, &str)], &str, &FakeServer); 2] = [
+        (
+            &[
+                ("SMS_PROVIDER", "sns"),
+                ("SMS_SNS_REGION", "eu-central-1"),
+                ("SMS_SNS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("SMS_SNS_SECRET_ACCESS_KEY", SNS_SECRET),
+                ("SMS_SNS_BASE_URL", &sns.url),
+            ],
+            "+41 71 000 00 61",
+            &sns,
+        ),
+        (
+            &[
+                ("SMS_PROVIDER", "whatsapp"),
+                ("SMS_WHATSAPP_TOKEN", WA_TOKEN),
+                ("SMS_WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
+                ("SMS_WHATSAPP_TEMPLATE", "verification_code"),
+                ("SMS_WHATSAPP_BASE_URL", &graph.url),
+            ],
+            "+41 71 000 00 62",
+            &graph,
+        ),
+    ];
+    for (settings, number, receiver) in runs {
+        let host = Host::start(&env(settings));
+        let token = tokens::token("pia");
+        let set = send(
+            &client,
+            &host,
+            Method::PUT,
+            PHONE_URL,
+            &token,
+            Some(json!({"phone": number})),
+            None,
+        );
+        assert_eq!(set.await.status, 200);
+        // The request reached the provider; its code is in the text or the template.
+        let deadline = Instant::now() + LIMIT;
+        while receiver.requests().is_empty() {
+            assert!(Instant::now() < deadline, "no request reached the provider");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body = String::from_utf8_lossy(&receiver.requests()[0].body).into_owned();
+        let code = match serde_json::from_str::<Value>(&body) {
+            Ok(json) => json["template"]["components"][0]["parameters"][0]["text"]
+                .as_str()
+                .expect("the code")
+                .to_owned(),
+            Err(_) => body
+                .split("code+is+")
+                .nth(1)
+                .expect("the English text")
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect(),
+        };
+        forbidden.push((code, "the code"));
+        forbidden.push((token, "the bearer token"));
+        let e164 = number.replace(' ', "");
+        let national = e164.trim_start_matches("+41").to_owned();
+        for form in forms_of(number, &e164, &national) {
+            forbidden.push((form, "the phone number"));
+        }
+        lines.extend(host.stop());
+    }
+    let parsed = scan(&lines, &forbidden);
+    // The refusals are logged, scrubbed.
+    let failures = parsed
+        .iter()
+        .filter(|l| {
+            l.get("type").and_then(Value::as_str) == Some("user.human.phone.code.delivery.failed")
+        })
+        .count();
+    assert_eq!(failures, 2, "{lines:#?}");
+}
