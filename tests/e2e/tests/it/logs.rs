@@ -651,7 +651,9 @@ async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
         (SNS_SECRET.into(), "the SNS secret key"),
         (WA_TOKEN.into(), "the WhatsApp token"),
     ];
-    let runs: [(&[(&str, &str)], &str, &FakeServer); 2] = [
+    // Each run: the provider's settings, the number set, the provider's receiver.
+    type Run<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a FakeServer);
+    let runs: [Run; 2] = [
         (
             &[
                 ("SMS_PROVIDER", "sns"),
