@@ -2,13 +2,13 @@
 // the pinned jco into ./gen/ for the Worker, and writes gen/modules.js, which imports each core
 // module so that wrangler bundles it compiled (Workers compile no WebAssembly at run time).
 //   node build.mjs [component.wasm]
-// The imports that wait (JSPI) are the glue's list (../glue/imports.js), as for Deno.
+// The transpilation's arguments are the glue's (../glue/transpile.js), as for Deno.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ASYNC_EXPORTS, ASYNC_IMPORTS } from "../glue/imports.js";
+import { transpileArgs } from "../glue/transpile.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const component = process.argv[2] ?? join(here, "../../target/artifacts/set-my-phone.wasm");
@@ -20,30 +20,9 @@ if (!existsSync(component)) {
 }
 const run = (args) => execFileSync(jco, args, { encoding: "utf8" });
 
-// `jco wit` prints the component's world: `import wasi:io/poll@0.2.4;` and so on.
-const versions = new Map();
-for (const [, iface, version] of run(["wit", component]).matchAll(
-  /(?:import|export) ([a-z0-9-]+:[a-z0-9-]+\/[a-z0-9-]+)@([0-9A-Za-z.+-]+);/g,
-)) {
-  versions.set(iface, version);
-}
-const versioned = (names) =>
-  names.flatMap((name) => {
-    const [iface, fn] = name.split("#");
-    return versions.has(iface) ? [`${iface}@${versions.get(iface)}#${fn}`] : [];
-  });
-
+const args = await transpileArgs(async (a) => run(a), component, out);
 rmSync(out, { recursive: true, force: true });
-run([
-  "transpile", component,
-  "--out-dir", out,
-  "--name", "set-my-phone",
-  "--instantiation", "async",
-  "--async-mode", "jspi",
-  "--async-imports", ...versioned(ASYNC_IMPORTS),
-  "--async-exports", ...versioned(ASYNC_EXPORTS),
-  "--quiet",
-]);
+run(args);
 // jco inlines small helper modules (JSPI's conditional suspending) as bytes compiled at load
 // time, which Workers refuse ("Wasm code generation disallowed by embedder"): write each to a
 // file and import it instead, compiled by the bundler like the core modules.

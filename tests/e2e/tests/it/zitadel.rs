@@ -31,6 +31,24 @@ async fn host_with_pat(peer: &ZitadelPeer) -> TestHost {
     support::start_with_env(env).await
 }
 
+/// A host whose issuer is `peer` (ZITADEL's API at its origin) and whose write-through calls as
+/// the service user `service-user-1` with the key `key_id` (`pem`).
+async fn host_with_key(peer: &ZitadelPeer, key_id: &str, pem: &str) -> TestHost {
+    let key =
+        json!({"type": "serviceaccount", "keyId": key_id, "key": pem, "userId": "service-user-1"});
+    let mut env = support::base_env();
+    env.retain(|(name, _)| name != "AUTH_ISSUER");
+    env.extend(
+        [
+            ("AUTH_ISSUER", peer.url.clone()),
+            ("ZITADEL_SYNC", "on".into()),
+            ("ZITADEL_SERVICE_KEY", key.to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    support::start_with_env(env).await
+}
+
 /// Sets `NUMBER` and answers the code the SMS carried.
 async fn set_number(host: &TestHost, token: &str) -> String {
     let body = json!({"phone": NUMBER}).to_string().into_bytes();
@@ -297,19 +315,7 @@ async fn a_service_users_key_is_exchanged_once_and_no_token_is_stored_as_a_key_o
         public_der,
     };
     let peer = ZitadelPeer::start(None, Some(service)).await;
-    let key_json =
-        json!({"type": "serviceaccount", "keyId": "key-1", "key": pem, "userId": "service-user-1"});
-    let mut env = support::base_env();
-    env.retain(|(name, _)| name != "AUTH_ISSUER");
-    env.extend(
-        [
-            ("AUTH_ISSUER", peer.url.clone()),
-            ("ZITADEL_SYNC", "on".into()),
-            ("ZITADEL_SERVICE_KEY", key_json.to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let host = support::start_with_env(env).await;
+    let host = host_with_key(&peer, "key-1", &pem).await;
     // The user's tokens come from the same issuer (the API defaults to its origin).
     let token = tokens::token_with(USER, json!({"iss": peer.url}));
 
@@ -347,19 +353,7 @@ async fn a_service_users_key_is_exchanged_once_and_no_token_is_stored_as_a_key_o
     }
 
     // A key ZITADEL does not know: the grant is refused, which is the service user's problem.
-    let wrong =
-        json!({"type": "serviceaccount", "keyId": "key-2", "key": pem, "userId": "service-user-1"});
-    let mut env = support::base_env();
-    env.retain(|(name, _)| name != "AUTH_ISSUER");
-    env.extend(
-        [
-            ("AUTH_ISSUER", peer.url.clone()),
-            ("ZITADEL_SYNC", "on".into()),
-            ("ZITADEL_SERVICE_KEY", wrong.to_string()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let other = support::start_with_env(env).await;
+    let other = host_with_key(&peer, "key-2", &pem).await;
     let code = set_number(&other, &token).await;
     let refused = verify(&other, &token, &code).await;
     assert_eq!(
