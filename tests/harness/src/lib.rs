@@ -2,7 +2,8 @@
 //! drive: their paths, and a check that each is at least as new as every source it is built
 //! from, so a test never runs a stale build and passes or fails for the wrong code; and the
 //! servers they start on loopback (`processes`); the settings that turn the abuse guards off;
-//! the test issuer's keys and tokens (`tokens`) and answers as the tests read them (`answer`).
+//! the test issuer's keys and tokens (`tokens`), answers as the tests read them (`answer`),
+//! and a peer speaking ZITADEL's user service v2 (`zitadel_peer`).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use std::time::SystemTime;
 mod answer;
 mod processes;
 pub mod tokens;
+pub mod zitadel_peer;
 pub use answer::{Answer, PHONE_URL, RESEND_URL, VERIFY_URL, answer};
 pub use processes::{RedisServer, find_binary, free_port};
 

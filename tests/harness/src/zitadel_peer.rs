@@ -3,6 +3,12 @@
 //! `{code, message, details: [{"@type", id, message}]}`) and the issuer's token endpoint for a
 //! service user's JWT bearer grant, which checks the assertion's RS256 signature, `iss` and `sub`
 //! (the service user's id), `aud` (the issuer) and expiry. It records every request.
+//! `cargo run -p set-my-phone-test-harness --bin zitadel-peer` serves one to try the
+//! write-through by hand (docs/zitadel.md).
+#![allow(
+    clippy::expect_used,
+    reason = "a test peer: a poisoned lock or a response that cannot be built is the test's failure"
+)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -75,7 +81,18 @@ impl ZitadelPeer {
     /// Starts on loopback; `pat` is a personal access token it accepts, `service` the key
     /// whose assertions its token endpoint accepts.
     pub async fn start(pat: Option<&str>, service: Option<ServiceUser>) -> ZitadelPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_at("127.0.0.1:0", pat, service).await
+    }
+
+    /// [`ZitadelPeer::start`] on `address`.
+    pub async fn start_at(
+        address: &str,
+        pat: Option<&str>,
+        service: Option<ServiceUser>,
+    ) -> ZitadelPeer {
+        let listener = TcpListener::bind(address)
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State {
             tokens: pat.map(String::from).into_iter().collect(),

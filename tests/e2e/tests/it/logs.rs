@@ -527,8 +527,8 @@ async fn no_log_line_holds_a_token_a_code_a_secret_or_a_number() {
 /// (`…phone.synced`, `…phone.sync_failed`), and no line holds the service user's token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_write_through_is_logged_without_its_token() {
-    use crate::zitadel_peer::{Mode, ZitadelPeer};
     use reqwest::Method;
+    use set_my_phone_test_harness::zitadel_peer::{Mode, ZitadelPeer};
     const PAT: &str = "pat-log-scan-5ecret";
     let client = reqwest::Client::new();
     let peer = ZitadelPeer::start(Some(PAT), None).await;

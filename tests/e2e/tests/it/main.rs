@@ -29,4 +29,3 @@ mod sms_limits;
 mod spin;
 mod wasmtime_serve;
 mod zitadel;
-mod zitadel_peer;

@@ -6,11 +6,11 @@
 
 use crate::support::{self, Answer, PHONE_URL, TestHost, VERIFY_URL};
 use crate::tokens;
-use crate::zitadel_peer::{Mode, ServiceUser, ZitadelPeer};
 use reqwest::Method;
 use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::{Value, json};
+use set_my_phone_test_harness::zitadel_peer::{Mode, ServiceUser, ZitadelPeer};
 use std::time::Duration;
 
 const PAT: &str = "pat-0123456789abcdef";
