@@ -10,8 +10,8 @@
 // objects cannot be listed cheaply: `list-keys` answers an error.
 
 import { DurableObject } from "cloudflare:workers";
+import { casResource } from "../../glue/cas.js";
 
-const dispose = Symbol.dispose ?? Symbol.for("dispose");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -107,53 +107,25 @@ export function keyValue(namespace, { labels } = {}) {
     }
   }
 
-  class Cas {
-    #bucket;
-    #key;
-    #value;
-    #version;
-    constructor(bucket, key, value, version) {
-      this.#bucket = bucket;
-      this.#key = key;
-      this.#value = value;
-      this.#version = version;
-    }
-
-    /** Reads the key now; the handle remembers what it saw. */
-    static async new(bucket, key) {
+  const Cas = casResource({
+    async read(bucket, key) {
       let seen;
       try {
         seen = await object(bucket, key).read();
       } catch (error) {
         throw storeError(error);
       }
-      return new Cas(bucket, key, seen.value ?? undefined, seen.value === null ? 0 : seen.version);
-    }
-
-    current() {
-      return this.#value?.slice();
-    }
-
-    async swap(value) {
-      let written;
+      // Version 0 stands for "absent", whatever version a removed key's object has reached.
+      return { value: seen.value ?? undefined, stamp: seen.value === null ? 0 : seen.version };
+    },
+    async writeIf(bucket, key, version, value) {
       try {
-        written = await object(this.#bucket, this.#key).swap(this.#version, value.slice());
+        return await object(bucket, key).swap(version, value);
       } catch (error) {
-        throw { tag: "store-error", val: storeError(error) };
+        throw storeError(error);
       }
-      if (!written) {
-        let fresh;
-        try {
-          fresh = await Cas.new(this.#bucket, this.#key);
-        } catch (error) {
-          throw { tag: "store-error", val: error };
-        }
-        throw { tag: "cas-failed", val: fresh };
-      }
-    }
-
-    [dispose]() {}
-  }
+    },
+  });
 
   return {
     store: {

@@ -8,8 +8,9 @@
 // absent); `swap` commits only if the key still has that versionstamp, so a swap from
 // "absent" is exclusive (one creator wins), and a failed swap returns a fresh handle.
 
+import { casResource } from "../../glue/cas.js";
+
 export const PREFIX = "set-my-phone";
-const dispose = Symbol.dispose ?? Symbol.for("dispose");
 const encoder = new TextEncoder();
 
 /** Deno KV's limit on a value, as a clear error rather than an exception. */
@@ -84,60 +85,28 @@ export function keyValue(kv, { labels } = {}) {
     }
   }
 
-  class Cas {
-    #bucket;
-    #key;
-    #value;
-    #versionstamp;
-    constructor(bucket, key, value, versionstamp) {
-      this.#bucket = bucket;
-      this.#key = key;
-      this.#value = value;
-      this.#versionstamp = versionstamp;
-    }
-
-    /** Reads the key now; the handle remembers what it saw. */
-    static async new(bucket, key) {
+  const Cas = casResource({
+    async read(bucket, key) {
       let entry;
       try {
         entry = await kv.get(kvKey(bucket, key));
       } catch (error) {
         throw storeError(error);
       }
-      return new Cas(bucket, key, asBytes(entry.value), entry.versionstamp);
-    }
-
-    current() {
-      return this.#value?.slice();
-    }
-
-    async swap(value) {
+      return { value: asBytes(entry.value), stamp: entry.versionstamp };
+    },
+    async writeIf(bucket, key, versionstamp, value) {
       if (value.length > MAX_VALUE_BYTES) {
-        throw { tag: "store-error", val: { tag: "other", val: "value over Deno KV's 64 KiB" } };
+        throw { tag: "other", val: "value over Deno KV's 64 KiB" };
       }
-      const key = kvKey(this.#bucket, this.#key);
-      let result;
+      const at = kvKey(bucket, key);
       try {
-        result = await kv.atomic()
-          .check({ key, versionstamp: this.#versionstamp })
-          .set(key, value.slice())
-          .commit();
+        return (await kv.atomic().check({ key: at, versionstamp }).set(at, value).commit()).ok;
       } catch (error) {
-        throw { tag: "store-error", val: storeError(error) };
+        throw storeError(error);
       }
-      if (!result.ok) {
-        let fresh;
-        try {
-          fresh = await Cas.new(this.#bucket, this.#key);
-        } catch (error) {
-          throw { tag: "store-error", val: error };
-        }
-        throw { tag: "cas-failed", val: fresh };
-      }
-    }
-
-    [dispose]() {}
-  }
+    },
+  });
 
   /** Atomic add: retries a check-and-set until no one else wrote in between. */
   async function increment(bucket, key, delta) {
