@@ -49,6 +49,28 @@ async fn host_with_key(peer: &ZitadelPeer, key_id: &str, pem: &str) -> TestHost 
     support::start_with_env(env).await
 }
 
+/// A user with `NUMBER` set and its code not yet used, on a host writing through to a new peer
+/// with `PAT`.
+struct Pending {
+    peer: ZitadelPeer,
+    host: TestHost,
+    token: String,
+    code: String,
+}
+
+async fn pending_with_pat() -> Pending {
+    let peer = ZitadelPeer::start(Some(PAT), None).await;
+    let host = host_with_pat(&peer).await;
+    let token = tokens::token(USER);
+    let code = set_number(&host, &token).await;
+    Pending {
+        peer,
+        host,
+        token,
+        code,
+    }
+}
+
 /// Sets `NUMBER` and answers the code the SMS carried.
 async fn set_number(host: &TestHost, token: &str) -> String {
     let body = json!({"phone": NUMBER}).to_string().into_bytes();
@@ -180,10 +202,12 @@ async fn a_verified_phone_lands_in_zitadel_and_get_reads_through() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zitadel_failing_at_verify_changes_nothing_and_a_retry_succeeds() {
-    let peer = ZitadelPeer::start(Some(PAT), None).await;
-    let host = host_with_pat(&peer).await;
-    let token = tokens::token(USER);
-    let code = set_number(&host, &token).await;
+    let Pending {
+        peer,
+        host,
+        token,
+        code,
+    } = pending_with_pat().await;
     let before = host.record(USER);
 
     peer.set_mode(Mode::Failing);
@@ -250,10 +274,12 @@ async fn zitadel_unreachable_is_unavailable_and_get_without_a_cache_too() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_user_without_user_write_is_an_internal_error_that_says_so() {
-    let peer = ZitadelPeer::start(Some(PAT), None).await;
-    let host = host_with_pat(&peer).await;
-    let token = tokens::token(USER);
-    let code = set_number(&host, &token).await;
+    let Pending {
+        peer,
+        host,
+        token,
+        code,
+    } = pending_with_pat().await;
     let before = host.record(USER);
     peer.set_mode(Mode::Forbidden);
     let denied = verify(&host, &token, &code).await;
@@ -271,10 +297,12 @@ async fn a_service_user_without_user_write_is_an_internal_error_that_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_then_a_retry_verifies_once() {
-    let peer = ZitadelPeer::start(Some(PAT), None).await;
-    let host = host_with_pat(&peer).await;
-    let token = tokens::token(USER);
-    let code = set_number(&host, &token).await;
+    let Pending {
+        peer,
+        host,
+        token,
+        code,
+    } = pending_with_pat().await;
 
     // ZITADEL writes, but its answer comes after the component stopped waiting.
     peer.set_mode(Mode::LoseAnswer);
