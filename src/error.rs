@@ -97,6 +97,12 @@ pub enum Error {
     ZitadelDenied(String),
     /// ZITADEL refused the call otherwise (a 4xx); holds its answer for the log.
     ZitadelRefused(String),
+    /// The SMS provider that makes codes (Twilio Verify) could not check one now (network,
+    /// 5xx, 429); nothing was changed and no attempt was counted. Holds why, scrubbed.
+    CodeCheckUnavailable(String),
+    /// The SMS provider refused to check a code (bad credentials or settings: a lasting fault
+    /// of this deployment); nothing was changed. Holds why, scrubbed.
+    CodeCheckRefused(String),
 }
 
 /// The limits across accounts on codes sent, each counted in fixed windows in the store.
@@ -302,6 +308,18 @@ impl Error {
                 Some("SMP-ZITADEL3"),
                 "ZITADEL refused the change; nothing was changed".into(),
             ),
+            Error::CodeCheckUnavailable(_) => (
+                Unavailable,
+                Some("SMP-SMS1"),
+                "the SMS provider cannot check the code now; nothing was changed, try again later"
+                    .into(),
+            ),
+            Error::CodeCheckRefused(_) => (
+                Internal,
+                Some("SMP-SMS2"),
+                "the SMS provider refused to check the code (see the service's log); nothing was changed"
+                    .into(),
+            ),
         };
         let http_status = match self {
             Error::MethodNotAllowed(_) => 405,
@@ -361,6 +379,9 @@ impl Error {
             Error::ZitadelUnavailable(why) => Some(format!("ZITADEL unavailable: {why}")),
             Error::ZitadelDenied(why) => Some(format!("ZITADEL denied the service user: {why}")),
             Error::ZitadelRefused(why) => Some(format!("ZITADEL refused: {why}")),
+            Error::CodeCheckUnavailable(why) | Error::CodeCheckRefused(why) => {
+                Some(format!("SMS provider's code check: {why}"))
+            }
             _ => None,
         }
     }

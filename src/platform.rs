@@ -1,4 +1,4 @@
-//! What the core needs from its host besides SMS: a key-value store with compare-and-swap, time,
+//! What the core needs from its host: a key-value store with compare-and-swap, time,
 //! randomness and outgoing HTTP (to the identity provider). The component implements these over
 //! wasi:keyvalue, wasi:clocks, wasi:random and wasi:http; tests use fakes. The update loop over
 //! the store is `crate::store`.
@@ -97,4 +97,6 @@ pub struct Services<'a> {
     pub random: &'a dyn Random,
     /// Outgoing HTTP, to the identity provider.
     pub http: &'a dyn Http,
+    /// The SMS provider: delivers codes after the answer, and checks codes it made itself.
+    pub sms: &'a dyn crate::sms::Sms,
 }

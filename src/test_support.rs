@@ -197,10 +197,17 @@ impl Http for NoIssuer {
     }
 }
 
-/// An SMS sender that records every message and answers `reply`.
+/// An SMS sender that records every message and answers `reply`; with a `provider_code` it
+/// plays a provider that makes its own codes (Twilio Verify) and approves that code.
 pub struct RecordingSms {
     pub sent: RefCell<Vec<Message>>,
     pub reply: RefCell<Result<String, SendError>>,
+    /// `Some`: the provider makes codes and approves this one.
+    pub provider_code: RefCell<Option<String>>,
+    /// Every check asked, as (recipient, code).
+    pub checks: RefCell<Vec<(String, String)>>,
+    /// `Some`: checks fail with this.
+    pub check_error: RefCell<Option<SendError>>,
 }
 
 impl RecordingSms {
@@ -208,13 +215,37 @@ impl RecordingSms {
         RecordingSms {
             sent: RefCell::new(Vec::new()),
             reply: RefCell::new(Ok("sms-1".into())),
+            provider_code: RefCell::new(None),
+            checks: RefCell::new(Vec::new()),
+            check_error: RefCell::new(None),
         }
+    }
+
+    /// A provider that makes its codes and approves `code`.
+    pub fn making_codes(code: &str) -> Self {
+        let sms = Self::new();
+        *sms.provider_code.borrow_mut() = Some(code.into());
+        sms
     }
 }
 
 impl Sms for RecordingSms {
+    fn makes_codes(&self) -> bool {
+        self.provider_code.borrow().is_some()
+    }
+
     fn send(&self, message: &Message) -> Result<String, SendError> {
         self.sent.borrow_mut().push(message.clone());
         self.reply.borrow().clone()
+    }
+
+    fn check(&self, recipient: &str, code: &str) -> Result<bool, SendError> {
+        self.checks
+            .borrow_mut()
+            .push((recipient.to_owned(), code.to_owned()));
+        if let Some(error) = self.check_error.borrow().clone() {
+            return Err(error);
+        }
+        Ok(self.provider_code.borrow().as_deref() == Some(code))
     }
 }

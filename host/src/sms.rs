@@ -17,6 +17,20 @@ pub use set_my_phone_wire::sms::{SendError, SmsMessage};
 pub trait SmsSender: Send + Sync {
     /// Delivers `message`; answers the provider's message id.
     async fn send(&self, message: SmsMessage) -> Result<String, SendError>;
+
+    /// Whether this provider makes and checks codes itself (as Twilio Verify does): the guest
+    /// then sends messages without a code and asks [`check`](SmsSender::check). Most don't.
+    fn makes_codes(&self) -> bool {
+        false
+    }
+
+    /// Whether the provider approves `code` for `recipient`; asked only when
+    /// [`makes_codes`](SmsSender::makes_codes) answers `true`.
+    async fn check(&self, _recipient: String, _code: String) -> Result<bool, SendError> {
+        Err(SendError::Permanent(
+            "this SMS sender does not check codes".into(),
+        ))
+    }
 }
 
 /// How [`RecordingSms`] answers.
@@ -243,6 +257,18 @@ impl From<SendError> for sender::SendError {
 }
 
 impl sender::Host for SmsView<'_> {
+    async fn makes_codes(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.sender.makes_codes())
+    }
+
+    async fn check(
+        &mut self,
+        recipient: String,
+        code: String,
+    ) -> wasmtime::Result<Result<bool, sender::SendError>> {
+        Ok(self.sender.check(recipient, code).await.map_err(Into::into))
+    }
+
     async fn send(
         &mut self,
         message: sender::Message,

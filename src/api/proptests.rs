@@ -494,6 +494,7 @@ proptest! {
             clock: &clock,
             random: &random,
             http: &NoIssuer,
+            sms: &crate::test_support::RecordingSms::new(),
         };
         let mut request = request(&method, &path, content_type.as_deref(), body);
         if let Some(value) = &authorization {

@@ -281,6 +281,7 @@ impl Deployment {
             clock: &self.clock,
             random: &self.random,
             http: &NoIssuer,
+            sms: &crate::test_support::RecordingSms::new(),
         };
         let request = Request {
             method: method.into(),

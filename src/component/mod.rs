@@ -26,7 +26,7 @@ mod bindings {
             "wasi:config/store@0.2.0-draft-2024-09-27": generate,
             "wasi:keyvalue/store@0.2.0-draft2": generate,
             "wasi:keyvalue/atomics@0.2.0-draft2": generate,
-            "set-my-phone:sms/sender@0.1.0": generate,
+            "set-my-phone:sms/sender@0.2.0": generate,
             "wasi:http/incoming-handler@0.2.4": generate,
         },
     });
@@ -59,12 +59,13 @@ impl Guest for Component {
             clock: &services::WasiClock,
             random: &services::WasiRandom,
             http: &services::WasiHttp,
+            sms: &services::WasiSms,
         };
         let request = wasi_http::read_request(&request);
         let reply = crate::api::handle(&request, &services);
         wasi_http::write_response(response_out, reply.response);
         if let Some(followup) = reply.followup {
-            followup.run(&services::WasiSms);
+            followup.run();
         }
     }
 }

@@ -145,6 +145,14 @@ impl Random for WasiRandom {
 pub struct WasiSms;
 
 impl Sms for WasiSms {
+    fn makes_codes(&self) -> bool {
+        sender::makes_codes()
+    }
+
+    fn check(&self, recipient: &str, code: &str) -> Result<bool, SendError> {
+        sender::check(recipient, code).map_err(from_wit)
+    }
+
     fn send(&self, message: &Message) -> Result<String, SendError> {
         let message = sender::Message {
             recipient: message.recipient.clone(),
@@ -154,10 +162,14 @@ impl Sms for WasiSms {
             org_id: message.org_id.clone(),
             language: message.language.clone(),
         };
-        sender::send(&message).map_err(|e| match e {
-            sender::SendError::Retryable(why) => SendError::Retryable(why),
-            sender::SendError::Permanent(why) => SendError::Permanent(why),
-        })
+        sender::send(&message).map_err(from_wit)
+    }
+}
+
+fn from_wit(error: sender::SendError) -> SendError {
+    match error {
+        sender::SendError::Retryable(why) => SendError::Retryable(why),
+        sender::SendError::Permanent(why) => SendError::Permanent(why),
     }
 }
 

@@ -42,6 +42,8 @@ pub enum SmsProvider {
     None,
     Webhook,
     Twilio,
+    /// Twilio Verify: the provider makes and checks the codes, so no code secret is needed.
+    TwilioVerify,
     Sns,
     WhatsApp,
     Custom,
@@ -54,7 +56,8 @@ pub struct Config {
     /// Write-through to ZITADEL (`ZITADEL_*`); `None` when off.
     pub zitadel: Option<ZitadelSync>,
     pub default_region: phonenumber::country::Id,
-    /// HMAC key for stored codes; `None` only when no provider is set (then the store keeps one).
+    /// HMAC key for stored codes; `None` only when no provider is set (then the store keeps one)
+    /// or the provider makes the codes.
     pub code_secret: Option<Vec<u8>>,
     pub code_length: usize,
     pub code_expiry_seconds: u64,
@@ -131,6 +134,7 @@ impl Config {
             None | Some("none") => SmsProvider::None,
             Some("webhook") => SmsProvider::Webhook,
             Some("twilio") => SmsProvider::Twilio,
+            Some("twilio-verify") => SmsProvider::TwilioVerify,
             Some("sns") => SmsProvider::Sns,
             Some("whatsapp") => SmsProvider::WhatsApp,
             // A provider component of your own (docs/sms-providers.md) reads its own settings.
@@ -138,7 +142,7 @@ impl Config {
             Some(_) => {
                 return Err(Error::config(
                     "SMS_PROVIDER",
-                    "must be none, webhook, twilio, sns, whatsapp or custom",
+                    "must be none, webhook, twilio, twilio-verify, sns, whatsapp or custom",
                 ));
             }
         };
@@ -150,10 +154,10 @@ impl Config {
                 ));
             }
             Some(secret) => Some(secret.into_bytes()),
-            None if sms_provider != SmsProvider::None => {
+            None if !matches!(sms_provider, SmsProvider::None | SmsProvider::TwilioVerify) => {
                 return Err(Error::config(
                     "PHONE_CODE_SECRET",
-                    "is required when SMS_PROVIDER is set",
+                    "is required when SMS_PROVIDER is set (except twilio-verify)",
                 ));
             }
             None => None,

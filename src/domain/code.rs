@@ -1,12 +1,14 @@
 //! Verification codes: generated from the CSPRNG without modulo bias, stored only as a keyed
-//! hash (HMAC-SHA256), compared in constant time.
+//! hash (HMAC-SHA256), compared in constant time; or, with a provider that makes its own codes
+//! (Twilio Verify), neither made nor stored here and checked by asking the provider.
 
 use super::user_limits;
 use super::{Caller, SmsJob, code_secret};
 use crate::error::Error;
+use crate::log;
 use crate::platform::Random;
 use crate::record::{Delivery, PendingCode, Phone, UserRecord};
-use crate::sms::Message;
+use crate::sms::{Message, SendError};
 use crate::time::Timestamp;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -58,21 +60,34 @@ fn mac(secret: &[u8], record_key: &str, code: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// A code made ready before an update: the plain code (for the SMS) and its stored form.
+/// A code made ready before an update: the plain code (for the SMS) and its stored form, or
+/// neither when the provider makes the code.
 pub(crate) struct FreshCode {
-    code: String,
-    hash: String,
+    /// `None` when the provider makes the code.
+    made_here: Option<MadeHere>,
     pub(crate) operation: String,
     pub(crate) now: Timestamp,
 }
 
+struct MadeHere {
+    code: String,
+    hash: String,
+}
+
 impl FreshCode {
     pub(crate) fn new(caller: &Caller) -> Result<Self, Error> {
-        let secret = code_secret(caller)?;
-        let code = generate(caller.services.random, caller.config.code_length);
+        let made_here = if caller.services.sms.makes_codes() {
+            None
+        } else {
+            let secret = code_secret(caller)?;
+            let code = generate(caller.services.random, caller.config.code_length);
+            Some(MadeHere {
+                hash: hash(&secret, &caller.record_key, &code),
+                code,
+            })
+        };
         Ok(FreshCode {
-            hash: hash(&secret, &caller.record_key, &code),
-            code,
+            made_here,
             operation: caller.services.random.operation_id(),
             now: caller.services.clock.now(),
         })
@@ -89,12 +104,17 @@ impl FreshCode {
         user_limits::note_new_code(record, &caller.config, self.now);
         record.phone = Some(Phone {
             code: Some(PendingCode {
-                hash: self.hash.clone(),
+                hash: self
+                    .made_here
+                    .as_ref()
+                    .map(|made| made.hash.clone())
+                    .unwrap_or_default(),
                 created: self.now,
                 expires: self.now.plus_seconds(caller.config.code_expiry_seconds),
                 failed_attempts: 0,
                 issued_by: self.operation.clone(),
                 delivery: Delivery::Pending,
+                by_provider: self.made_here.is_none(),
             }),
             ..phone
         });
@@ -102,14 +122,17 @@ impl FreshCode {
     }
 
     /// The SMS for this code, which the operation ending at `sequence` stored (its `code.added`
-    /// event is that operation's last).
+    /// event is that operation's last). Without text or code when the provider makes the code.
     pub(crate) fn into_job(self, caller: &Caller, recipient: &str, sequence: u64) -> SmsJob {
         let language = caller.sms_language();
         let minutes = caller.config.code_expiry_seconds.div_ceil(60);
-        let text = caller
-            .config
-            .sms_texts
-            .render(language, &self.code, minutes);
+        let (text, code) = match self.made_here {
+            Some(MadeHere { code, .. }) => {
+                let text = caller.config.sms_texts.render(language, &code, minutes);
+                (text, code)
+            }
+            None => (String::new(), String::new()),
+        };
         SmsJob {
             record_key: caller.record_key.clone(),
             operation: self.operation,
@@ -117,13 +140,83 @@ impl FreshCode {
             message: Message {
                 recipient: recipient.into(),
                 text,
-                code: self.code,
+                code,
                 user_id: caller.principal.user_id.clone(),
                 org_id: caller.principal.resource_owner.clone(),
                 language: language.to_owned(),
             },
         }
     }
+}
+
+/// How a typed code is judged: against the stored hash, or by the provider that made it.
+pub(crate) enum Judge {
+    Hash(Vec<u8>),
+    /// The provider's answer for the code that operation `issued_by` issued; `None` when there
+    /// was nothing to ask (the code is void or expired, or the provider no longer makes codes).
+    Provider(Option<Verdict>),
+}
+
+pub(crate) struct Verdict {
+    issued_by: String,
+    approved: bool,
+}
+
+impl Judge {
+    /// The judge for `input` typed now against `record` (read before the update; `None` when
+    /// the provider makes no codes, and so none can be pending). A provider is asked here, once:
+    /// its approval uses the code up, and the update may run more than once under contention.
+    /// A provider that cannot answer fails the request, changing nothing.
+    pub(crate) fn new(
+        caller: &Caller,
+        record: Option<&UserRecord>,
+        input: &str,
+        now: Timestamp,
+    ) -> Result<Judge, Error> {
+        let pending = record
+            .and_then(|record| record.phone.as_ref())
+            .filter(|phone| !phone.verified)
+            .and_then(|phone| Some((phone.number.as_str(), phone.code.as_ref()?)));
+        // Codes made here (also those pending from before a switch to such a provider) are
+        // checked here.
+        let Some((number, code)) = pending.filter(|(_, code)| code.by_provider) else {
+            return Ok(Judge::Hash(code_secret(caller)?));
+        };
+        if !caller.services.sms.makes_codes() || !usable(code, caller, now) {
+            return Ok(Judge::Provider(None));
+        }
+        match caller.services.sms.check(number, input) {
+            Ok(approved) => Ok(Judge::Provider(Some(Verdict {
+                issued_by: code.issued_by.clone(),
+                approved,
+            }))),
+            // Providers' error texts may quote the number or the code: scrubbed.
+            Err(SendError::Retryable(why)) => {
+                Err(Error::CodeCheckUnavailable(log::scrub(&why, &[input])))
+            }
+            Err(SendError::Permanent(why)) => {
+                Err(Error::CodeCheckRefused(log::scrub(&why, &[input])))
+            }
+        }
+    }
+
+    /// Whether `input` is `code` (its expiry and attempts are the caller's to check).
+    pub(crate) fn approves(&self, caller: &Caller, code: &PendingCode, input: &str) -> bool {
+        match self {
+            Judge::Hash(secret) => {
+                !code.by_provider && matches(secret, &caller.record_key, input, &code.hash)
+            }
+            // The code asked about, not one that replaced it meanwhile.
+            Judge::Provider(verdict) => verdict.as_ref().is_some_and(|verdict| {
+                code.by_provider && verdict.approved && verdict.issued_by == code.issued_by
+            }),
+        }
+    }
+}
+
+/// Whether `code` may still be checked: not void from failed attempts, not expired.
+pub(crate) fn usable(code: &PendingCode, caller: &Caller, now: Timestamp) -> bool {
+    code.failed_attempts < caller.config.code_max_attempts && now <= code.expires
 }
 
 #[cfg(test)]

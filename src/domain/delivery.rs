@@ -27,8 +27,8 @@ pub struct Followup<'a> {
 }
 
 impl Followup<'_> {
-    pub fn run(self, sms: &dyn Sms) {
-        self.job.deliver(sms, &self.caller);
+    pub fn run(self) {
+        self.job.deliver(self.caller.services.sms, &self.caller);
     }
 }
 

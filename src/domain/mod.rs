@@ -12,6 +12,8 @@ mod get_my_phone;
 #[cfg(test)]
 mod limits_tests;
 mod list_my_user_changes;
+#[cfg(test)]
+mod provider_code_tests;
 mod pumping;
 mod remove_my_phone;
 mod resend_my_phone_verification;

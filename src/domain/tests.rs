@@ -22,6 +22,8 @@ pub(super) struct World {
     accept_language: Cell<Option<&'static str>>,
     random: CountingRandom,
     env: Vec<(&'static str, String)>,
+    /// The provider the services offer: whether it makes codes, and its checks.
+    pub(super) provider: RecordingSms,
 }
 
 impl World {
@@ -32,6 +34,7 @@ impl World {
             locale: Cell::new(None),
             accept_language: Cell::new(None),
             random: CountingRandom(Cell::new(7)),
+            provider: RecordingSms::new(),
             env: vec![
                 ("AUTH_ISSUER", "https://issuer.test".into()),
                 (
@@ -73,6 +76,7 @@ impl World {
             clock: &self.clock,
             random: &self.random,
             http: &NoIssuer,
+            sms: &self.provider,
         };
         let config = Config::from_lookup(env).expect("test settings are valid");
         let principal = Principal {
@@ -94,7 +98,7 @@ impl World {
     }
 
     /// SetMyPhone, then the SMS it leaves for after the answer, delivered through `sms`.
-    fn set(&self, number: &str, sms: &RecordingSms) -> Result<Details, Error> {
+    pub(super) fn set(&self, number: &str, sms: &RecordingSms) -> Result<Details, Error> {
         self.set_as(USER, ORG, number, sms)
     }
 
@@ -130,7 +134,7 @@ impl World {
         })
     }
 
-    fn verify(&self, code: &str) -> Result<Details, Error> {
+    pub(super) fn verify(&self, code: &str) -> Result<Details, Error> {
         self.verify_as(USER, ORG, code)
     }
 
@@ -146,11 +150,11 @@ impl World {
         .expect("readable")
     }
 
-    fn get(&self) -> (Details, Option<PhoneView>) {
+    pub(super) fn get(&self) -> (Details, Option<PhoneView>) {
         self.call(get_my_phone).expect("GetMyPhone")
     }
 
-    fn record(&self) -> UserRecord {
+    pub(super) fn record(&self) -> UserRecord {
         self.call(|caller| caller.updater().read(&caller.record_key))
             .expect("readable")
             .expect("a record")

@@ -6,6 +6,7 @@
 //! (`user.human.phone.synced` or `…sync_failed`), logged and not stored.
 
 use super::audit::{self, Unstored};
+use super::code::{Judge, usable};
 use super::{Caller, PhoneView};
 use crate::error::Error;
 use crate::record::{EventKind, UserRecord};
@@ -16,15 +17,13 @@ use crate::zitadel::{Zitadel, ZitadelPhone};
 pub(super) fn code_would_verify(
     record: &UserRecord,
     caller: &Caller,
-    secret: &[u8],
+    judge: &Judge,
     input: &str,
     now: Timestamp,
 ) -> Option<String> {
     let phone = record.phone.as_ref().filter(|phone| !phone.verified)?;
     let code = phone.code.as_ref()?;
-    let usable = code.failed_attempts < caller.config.code_max_attempts && now <= code.expires;
-    (usable && super::code::matches(secret, &caller.record_key, input, &code.hash))
-        .then(|| phone.number.clone())
+    (usable(code, caller, now) && judge.approves(caller, code, input)).then(|| phone.number.clone())
 }
 
 /// Writes `number` to ZITADEL as the caller's verified phone.

@@ -145,6 +145,7 @@ fn serve(
         clock: &clock,
         random: &random,
         http: &NoIssuer,
+        sms: &crate::test_support::RecordingSms::new(),
     };
     let request = crate::http::Request {
         method: method.into(),

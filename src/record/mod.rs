@@ -182,6 +182,9 @@ pub struct PendingCode {
     pub issued_by: String,
     #[serde(default)]
     pub delivery: Delivery,
+    /// The provider made this code and checks it (Twilio Verify): `hash` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_provider: bool,
 }
 
 /// What is known of the SMS carrying a code. Only failures are stored: a sent SMS is an audit
@@ -496,6 +499,7 @@ mod tests {
                     reason: tricky.into(),
                     at: Timestamp::new(1, 0),
                 },
+                by_provider: false,
             }),
         });
         record.commit(tricky, 1, Timestamp::new(3, 0));

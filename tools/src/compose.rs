@@ -7,6 +7,18 @@ use std::path::Path;
 use wac_graph::{CompositionGraph, EncodeOptions};
 use wac_types::Package;
 
+/// What a component imports and exports, by name (`set-my-phone:sms/sender@0.2.0`).
+pub fn interfaces(name: &str, bytes: &[u8]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut types = wac_types::Types::default();
+    let package = Package::from_bytes("set-my-phone:inspect", None, bytes, &mut types)
+        .with_context(|| format!("cannot load {name}"))?;
+    let world = &types[package.ty()];
+    Ok((
+        world.imports.keys().cloned().collect(),
+        world.exports.keys().cloned().collect(),
+    ))
+}
+
 /// A component's bytes, read from `path`.
 pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))

@@ -56,6 +56,23 @@ struct PlugOptions {
 fn plug(options: PlugOptions) -> anyhow::Result<()> {
     let core = compose::read(&options.core)?;
     let sms = compose::read(&options.sms)?;
+    // The interface is versioned: a provider of another version would plug into nothing and
+    // leave the import open, so say which versions meet instead.
+    let sender = |names: Vec<String>| {
+        names
+            .into_iter()
+            .find(|name| name.starts_with("set-my-phone:sms/sender@"))
+    };
+    let wanted = sender(compose::interfaces("the core", &core)?.0)
+        .context("the core imports no set-my-phone:sms/sender: is it the pre-initialised core?")?;
+    match sender(compose::interfaces("the SMS provider", &sms)?.1) {
+        Some(offered) if offered == wanted => {}
+        Some(offered) => anyhow::bail!(
+            "the SMS provider exports {offered}, the core imports {wanted}: move the provider \
+             to the core's version (docs/sms-providers.md)"
+        ),
+        None => anyhow::bail!("the SMS provider exports no set-my-phone:sms/sender"),
+    }
     let composed = compose::plug(("the core", &core), &[("the SMS provider", &sms)])?;
     std::fs::write(&options.out, &composed)
         .with_context(|| format!("cannot write {}", options.out.display()))?;

@@ -1,6 +1,6 @@
 //! The provider-independent part: which provider, what to send, and what an answer means.
 
-use crate::{retry, sns, twilio, webhook, whatsapp};
+use crate::{retry, sns, twilio, twilio_verify, webhook, whatsapp};
 pub use set_my_phone_outgoing_http::{Answer, Method, Request as Outgoing, Url};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub fn post(url: Url, headers: Vec<(String, String)>, body: Vec<u8>) -> Outgoing
 pub enum Provider {
     Webhook,
     Twilio,
+    TwilioVerify,
     Sns,
     WhatsApp,
 }
@@ -48,15 +49,45 @@ pub enum Plan {
     },
 }
 
+/// The chosen provider's name, lower case; `None` when unset or blank.
+fn chosen(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env("SMS_PROVIDER")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the chosen provider makes and checks the codes itself (Twilio Verify).
+pub fn makes_codes(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    chosen(env).as_deref() == Some("twilio-verify")
+}
+
+/// The request that asks the provider whether `code` is right for `recipient`: Twilio Verify's
+/// check (read its answer with [`twilio_verify::interpret_check`]); other providers have none.
+pub fn check(
+    env: &dyn Fn(&str) -> Option<String>,
+    recipient: &str,
+    code: &str,
+) -> Result<Outgoing, SendError> {
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if !makes_codes(&get) {
+        return Err(SendError::Permanent(
+            "this SMS provider does not check codes (only SMS_PROVIDER=twilio-verify does)".into(),
+        ));
+    }
+    twilio_verify::check_request(&get, recipient, code)
+}
+
 /// Reads the settings through `env` and prepares the request for `message`; `now` is unix
 /// seconds (the webhook signs it). Blank settings count as unset.
 pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -> Plan {
     let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    let chosen = get("SMS_PROVIDER").map(|v| v.trim().to_ascii_lowercase());
-    let prepared = match chosen.as_deref() {
+    let prepared = match chosen(&get).as_deref() {
         None | Some("none") => Err(SendError::Permanent(NOT_CONFIGURED.into())),
         Some("webhook") => webhook::request(&get, message, now).map(|r| (r, Provider::Webhook)),
         Some("twilio") => twilio::request(&get, message).map(|r| (r, Provider::Twilio)),
+        Some("twilio-verify") => {
+            twilio_verify::request(&get, message).map(|r| (r, Provider::TwilioVerify))
+        }
         Some("sns") => sns::request(&get, message, now).map(|r| (r, Provider::Sns)),
         Some("whatsapp") => whatsapp::request(&get, message).map(|r| (r, Provider::WhatsApp)),
         Some("custom") => Err(SendError::Permanent(
@@ -66,7 +97,7 @@ pub fn plan(env: &dyn Fn(&str) -> Option<String>, message: &Message, now: u64) -
         )),
         Some(_) => Err(setting(
             "SMS_PROVIDER",
-            "must be none, webhook, twilio, sns, whatsapp or custom",
+            "must be none, webhook, twilio, twilio-verify, sns, whatsapp or custom",
         )),
     };
     match prepared {
@@ -87,6 +118,7 @@ pub fn interpret(provider: Provider, answer: &Answer, now: u64) -> Result<String
     match provider {
         Provider::Webhook => webhook::interpret(answer, now),
         Provider::Twilio => twilio::interpret(answer, now),
+        Provider::TwilioVerify => twilio_verify::interpret(answer, now),
         Provider::Sns => sns::interpret(answer, now),
         Provider::WhatsApp => whatsapp::interpret(answer, now),
     }
@@ -217,6 +249,49 @@ mod tests {
                 if request.url.authority == "api.twilio.com" && request.url.https),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn only_twilio_verify_makes_and_checks_codes() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let verify = env(&[
+            ("SMS_PROVIDER", " Twilio-Verify "),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_VERIFY_SERVICE_SID", "VA1"),
+        ]);
+        assert!(makes_codes(&verify));
+        let request = check(&verify, "+41710000000", "123456").unwrap();
+        assert_eq!(
+            request.url.path_with_query,
+            "/v2/Services/VA1/VerificationCheck"
+        );
+        assert!(matches!(
+            plan(&verify, &message(), 0),
+            Plan::Send {
+                provider: Provider::TwilioVerify,
+                ..
+            }
+        ));
+        for others in [
+            &[("SMS_PROVIDER", "twilio")][..],
+            &[("SMS_PROVIDER", "none")],
+            &[],
+        ] {
+            let get = env(others);
+            assert!(!makes_codes(&get));
+            assert!(matches!(
+                check(&get, "+41710000000", "123456"),
+                Err(SendError::Permanent(why)) if why.contains("twilio-verify")
+            ));
+        }
     }
 
     fn answer(status: u16, retry_after: Option<&str>) -> Answer {

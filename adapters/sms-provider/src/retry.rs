@@ -3,7 +3,7 @@
 //! [`BUDGET`], after the provider's `Retry-After` (RFC 9110 §10.2.3) when it sent one, else after
 //! a backoff; a permanent failure is not retried.
 
-use crate::provider::{self, Answer, Outgoing, Plan, Provider, SendError};
+use crate::provider::{self, Answer, Outgoing, Plan, SendError};
 use set_my_phone_outgoing_http::Failure;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ pub const ATTEMPTS: u32 = 3;
 /// Longest a delivery may take, waits included: well inside a host's limit for the work a
 /// component does after answering (the reference host allows 60 s by default).
 pub const BUDGET: Duration = Duration::from_secs(20);
+/// Longest a code check may take, retries included: the user waits for its answer.
+pub const CHECK_BUDGET: Duration = Duration::from_secs(8);
 /// The waits before the second and third attempts when the provider names none.
 const BACKOFF: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
@@ -27,21 +29,36 @@ pub trait Platform {
 
 /// Carries out `plan`: the message id, or the last failure.
 pub fn deliver(plan: Plan, platform: &mut dyn Platform) -> Result<String, SendError> {
-    let (request, provider) = match plan {
-        Plan::Skip(error) => return Err(error),
-        Plan::Send { request, provider } => (request, provider),
-    };
+    match plan {
+        Plan::Skip(error) => Err(error),
+        Plan::Send { request, provider } => exchange(
+            &request,
+            &|answer, now| provider::interpret(provider, answer, now),
+            BUDGET,
+            platform,
+        ),
+    }
+}
+
+/// Makes `request`, trying again as [`deliver`] does, within `budget`; `read` turns an answer
+/// into the outcome (it gets the time in unix seconds, for `Retry-After` dates and ids).
+pub fn exchange<T>(
+    request: &Outgoing,
+    read: &dyn Fn(&Answer, u64) -> Result<T, SendError>,
+    budget: Duration,
+    platform: &mut dyn Platform,
+) -> Result<T, SendError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (result, hint) = once(&request, provider, platform);
+        let (result, hint) = once(request, read, platform);
         let Err(SendError::Retryable(why)) = result else {
             return result;
         };
         let wait = hint.unwrap_or(BACKOFF[(attempt as usize - 1).min(BACKOFF.len() - 1)]);
         // No third try, and none that could not finish within the budget (an attempt may take
         // the whole request timeout).
-        if attempt >= ATTEMPTS || platform.elapsed() + wait + provider::TIMEOUT > BUDGET {
+        if attempt >= ATTEMPTS || platform.elapsed() + wait + provider::TIMEOUT > budget {
             return Err(SendError::Retryable(why));
         }
         platform.sleep(wait);
@@ -49,11 +66,11 @@ pub fn deliver(plan: Plan, platform: &mut dyn Platform) -> Result<String, SendEr
 }
 
 /// One attempt, and the provider's `Retry-After` if it named one.
-fn once(
+fn once<T>(
     request: &Outgoing,
-    provider: Provider,
+    read: &dyn Fn(&Answer, u64) -> Result<T, SendError>,
     platform: &mut dyn Platform,
-) -> (Result<String, SendError>, Option<Duration>) {
+) -> (Result<T, SendError>, Option<Duration>) {
     let now = platform.now();
     match platform.exchange(request) {
         Err(Failure::Refused(why)) => (Err(SendError::Permanent(why)), None),
@@ -65,7 +82,7 @@ fn once(
                 .header("retry-after")
                 .and_then(|value| retry_after(value, now))
                 .map(Duration::from_secs);
-            (provider::interpret(provider, &answer, now), hint)
+            (read(&answer, now), hint)
         }
     }
 }
@@ -143,6 +160,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::Provider;
 
     // Expected unix seconds from `date -u -d '<the date>' +%s` (GNU coreutils).
     const NOW: u64 = 1_445_412_480; // Wed, 21 Oct 2015 07:28:00 GMT

@@ -13,14 +13,8 @@ pub fn request(
     get: &dyn Fn(&str) -> Option<String>,
     message: &Message,
 ) -> Result<Outgoing, SendError> {
-    let required = |name: &str| get(name).ok_or_else(|| setting(name, "is not set"));
-    let sid = required("TWILIO_ACCOUNT_SID")?;
-    let token = required("TWILIO_AUTH_TOKEN")?;
-    let from = required("TWILIO_FROM")?;
-    // The sid becomes part of the path: letters and digits only (Twilio's are `AC` + hex).
-    if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(setting("TWILIO_ACCOUNT_SID", "must be letters and digits"));
-    }
+    let (sid, token) = credentials(get)?;
+    let from = get("TWILIO_FROM").ok_or_else(|| setting("TWILIO_FROM", "is not set"))?;
     let base = get("TWILIO_BASE_URL").unwrap_or_else(|| DEFAULT_BASE.into());
     let base =
         Url::parse(&base).ok_or_else(|| setting("TWILIO_BASE_URL", "is not an http(s) URL"))?;
@@ -30,7 +24,25 @@ pub fn request(
         ("From", &from),
         ("Body", &message.text),
     ]);
-    let headers = vec![
+    let headers = headers(&sid, &token);
+    Ok(post(url, headers, body.into_bytes()))
+}
+
+/// The account's sid and auth token (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`), shared with
+/// Twilio Verify. The sid becomes part of paths: letters and digits only (Twilio's are `AC` + hex).
+pub fn credentials(get: &dyn Fn(&str) -> Option<String>) -> Result<(String, String), SendError> {
+    let required = |name: &str| get(name).ok_or_else(|| setting(name, "is not set"));
+    let sid = required("TWILIO_ACCOUNT_SID")?;
+    let token = required("TWILIO_AUTH_TOKEN")?;
+    if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(setting("TWILIO_ACCOUNT_SID", "must be letters and digits"));
+    }
+    Ok((sid, token))
+}
+
+/// A form post with HTTP Basic auth `sid:token`, answered in JSON.
+pub fn headers(sid: &str, token: &str) -> Vec<(String, String)> {
+    vec![
         (
             "content-type".to_string(),
             "application/x-www-form-urlencoded".to_string(),
@@ -40,8 +52,7 @@ pub fn request(
             format!("Basic {}", STANDARD.encode(format!("{sid}:{token}"))),
         ),
         ("accept".into(), "application/json".into()),
-    ];
-    Ok(post(url, headers, body.into_bytes()))
+    ]
 }
 
 /// 2xx: the created message's `sid`; otherwise a classified failure carrying Twilio's

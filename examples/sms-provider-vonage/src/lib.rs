@@ -1,7 +1,7 @@
 //! An SMS provider brought from outside the main provider crate: Vonage's SMS API
 //! (`POST https://rest.nexmo.com/sms/json`, form `api_key`, `api_secret`, `from`, `to`, `text`;
 //! the answer's `messages[0]` has `status` "0" and a `message-id` when accepted). It exports
-//! `set-my-phone:sms/sender@0.1.0` (`wit/deps/sms@0.1.0`) and imports only wasi:*, so
+//! `set-my-phone:sms/sender@0.2.0` (`wit/deps/sms@0.2.0`) and imports only wasi:*, so
 //! `set-my-phone-tools plug` composes it into the core like the shipped provider.
 //! docs/sms-providers.md walks through writing one.
 //!

@@ -106,4 +106,12 @@ impl SmsSender for MeteredSms {
         });
         sent
     }
+
+    fn makes_codes(&self) -> bool {
+        self.inner.makes_codes()
+    }
+
+    async fn check(&self, recipient: String, code: String) -> Result<bool, SendError> {
+        self.inner.check(recipient, code).await
+    }
 }

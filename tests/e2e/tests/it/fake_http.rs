@@ -1,5 +1,6 @@
 //! A tiny HTTP server on 127.0.0.1 standing in for an SMS provider (webhook receiver, Twilio):
-//! it records every request and answers with a configurable status, or hangs.
+//! it records every request and answers with a configurable status, or hangs, or answers each
+//! request as a test's router says (Twilio Verify's two resources).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -26,11 +27,15 @@ pub enum Behaviour {
     Hang,
 }
 
+/// Answers a request with a status and a body.
+pub type Router = Arc<dyn Fn(&Captured) -> (u16, String) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct FakeServer {
     pub url: String,
     captured: Arc<Mutex<Vec<Captured>>>,
     behaviour: Arc<Mutex<(Behaviour, String)>>,
+    router: Arc<Mutex<Option<Router>>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -41,16 +46,17 @@ impl FakeServer {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let captured = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new((Behaviour::Answer(status), body.to_string())));
-        let (seen, answer) = (captured.clone(), behaviour.clone());
+        let router: Arc<Mutex<Option<Router>>> = Arc::default();
+        let (seen, answer, route) = (captured.clone(), behaviour.clone(), router.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (seen, answer) = (seen.clone(), answer.clone());
+                let (seen, answer, route) = (seen.clone(), answer.clone(), route.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: hyper::Request<Incoming>| {
-                        let (seen, answer) = (seen.clone(), answer.clone());
+                        let (seen, answer, route) = (seen.clone(), answer.clone(), route.clone());
                         async move {
                             let (parts, body) = request.into_parts();
                             let body = body
@@ -58,18 +64,25 @@ impl FakeServer {
                                 .await
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
-                            seen.lock().expect("lock").push(Captured {
+                            let captured = Captured {
                                 method: parts.method.to_string(),
                                 path: parts.uri.path().to_string(),
                                 headers: parts.headers,
                                 body,
-                            });
+                            };
+                            let routed = route
+                                .lock()
+                                .expect("lock")
+                                .clone()
+                                .map(|router| router(&captured));
+                            seen.lock().expect("lock").push(captured);
                             let (behaviour, text) = answer.lock().expect("lock").clone();
-                            let status = match behaviour {
-                                Behaviour::Answer(status) => status,
-                                Behaviour::Hang => {
+                            let (status, text) = match (behaviour, routed) {
+                                (_, Some(routed)) => routed,
+                                (Behaviour::Answer(status), None) => (status, text),
+                                (Behaviour::Hang, None) => {
                                     tokio::time::sleep(Duration::from_secs(3600)).await;
-                                    500
+                                    (500, text)
                                 }
                             };
                             let response = hyper::Response::builder()
@@ -90,12 +103,18 @@ impl FakeServer {
             url,
             captured,
             behaviour,
+            router,
             task: Arc::new(task),
         }
     }
 
     pub fn set(&self, behaviour: Behaviour, body: &str) {
         *self.behaviour.lock().expect("lock") = (behaviour, body.to_string());
+    }
+
+    /// Answers every later request as `router` says (instead of the fixed answer).
+    pub fn route(&self, router: impl Fn(&Captured) -> (u16, String) + Send + Sync + 'static) {
+        *self.router.lock().expect("lock") = Some(Arc::new(router));
     }
 
     pub fn requests(&self) -> Vec<Captured> {

@@ -628,13 +628,16 @@ async fn the_write_through_is_logged_without_its_token() {
     );
 }
 
-/// Amazon SNS and WhatsApp through the host binary, each refusing with an answer that quotes
-/// the number: no line holds the provider's secret, the number or the code.
+/// Amazon SNS, WhatsApp and Twilio Verify through the host binary, each refusing with an answer
+/// that quotes the number (Verify's check also quotes the typed code): no line holds the
+/// provider's secret, the number or the code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
+async fn provider_failures_log_no_secret_number_or_code() {
     use reqwest::Method;
     const SNS_SECRET: &str = "sns-secret-key-5ca1ab1e";
     const WA_TOKEN: &str = "whatsapp-token-decaf";
+    const VERIFY_TOKEN: &str = "verify-token-c0ffee";
+    const TYPED: &str = "482916";
     let client = reqwest::Client::new();
     let sns = FakeServer::start(
         400,
@@ -646,14 +649,26 @@ async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
         r#"{"error":{"message":"(#131026) Recipient +41 71 000 00 62 cannot be reached","type":"OAuthException","code":131026,"fbtrace_id":"B1"}}"#,
     )
     .await;
+    // Twilio Verify refuses to start a verification, and fails the check quoting what it got.
+    let verify = FakeServer::start(500, "").await;
+    verify.route(|request| {
+        if request.path.ends_with("/Verifications") {
+            let quoted = r#"{"code":60200,"message":"Invalid parameter To: +41 71 000 00 63"}"#;
+            (400, quoted.into())
+        } else {
+            let quoted = format!(r#"{{"message":"check of {TYPED} for +41710000063 failed"}}"#);
+            (500, quoted)
+        }
+    });
     let mut lines = Vec::new();
     let mut forbidden: Vec<(String, &str)> = vec![
         (SNS_SECRET.into(), "the SNS secret key"),
         (WA_TOKEN.into(), "the WhatsApp token"),
+        (VERIFY_TOKEN.into(), "the Twilio auth token"),
     ];
     // Each run: the provider's settings, the number set, the provider's receiver.
     type Run<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a FakeServer);
-    let runs: [Run; 2] = [
+    let runs: [Run; 3] = [
         (
             &[
                 ("SMS_PROVIDER", "sns"),
@@ -676,6 +691,17 @@ async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
             "+41 71 000 00 62",
             &graph,
         ),
+        (
+            &[
+                ("SMS_PROVIDER", "twilio-verify"),
+                ("TWILIO_ACCOUNT_SID", "AC0001"),
+                ("TWILIO_AUTH_TOKEN", VERIFY_TOKEN),
+                ("TWILIO_VERIFY_SERVICE_SID", "VA0001"),
+                ("TWILIO_VERIFY_BASE_URL", &verify.url),
+            ],
+            "+41 71 000 00 63",
+            &verify,
+        ),
     ];
     for (settings, number, receiver) in runs {
         let host = Host::start(&env(settings));
@@ -696,19 +722,34 @@ async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
             assert!(Instant::now() < deadline, "no request reached the provider");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let body = String::from_utf8_lossy(&receiver.requests()[0].body).into_owned();
-        let code = match serde_json::from_str::<Value>(&body) {
-            Ok(json) => json["template"]["components"][0]["parameters"][0]["text"]
+        let first = receiver.requests()[0].clone();
+        let body = String::from_utf8_lossy(&first.body).into_owned();
+        let code = if first.path.ends_with("/Verifications") {
+            // Twilio makes the code: the one typed is what must not be logged. The check fails.
+            let typed = json!({ "code": TYPED });
+            let answer = send(
+                &client,
+                &host,
+                Method::POST,
+                VERIFY_URL,
+                &token,
+                Some(typed),
+                None,
+            );
+            assert_eq!(answer.await.status, 503);
+            TYPED.to_owned()
+        } else if let Ok(json) = serde_json::from_str::<Value>(&body) {
+            json["template"]["components"][0]["parameters"][0]["text"]
                 .as_str()
                 .expect("the code")
-                .to_owned(),
-            Err(_) => body
-                .split("code+is+")
+                .to_owned()
+        } else {
+            body.split("code+is+")
                 .nth(1)
                 .expect("the English text")
                 .chars()
                 .take_while(char::is_ascii_alphanumeric)
-                .collect(),
+                .collect()
         };
         forbidden.push((code, "the code"));
         forbidden.push((token, "the bearer token"));
@@ -727,5 +768,14 @@ async fn sns_and_whatsapp_failures_log_no_secret_number_or_code() {
             l.get("type").and_then(Value::as_str) == Some("user.human.phone.code.delivery.failed")
         })
         .count();
-    assert_eq!(failures, 2, "{lines:#?}");
+    assert_eq!(failures, 3, "{lines:#?}");
+    let check_failed = parsed
+        .iter()
+        .filter(|l| {
+            l.get("error")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.starts_with("SMS provider's code check: provider answered 500"))
+        })
+        .count();
+    assert_eq!(check_failed, 1, "the failed check is logged: {lines:#?}");
 }

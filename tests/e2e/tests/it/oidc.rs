@@ -16,36 +16,13 @@ use std::time::Duration;
 /// The test OpenID provider, stopped when dropped.
 pub struct Provider {
     child: Option<Child>,
-    state: tempdir::Dir,
+    state: crate::support::tempdir::Dir,
     port: u16,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
     pub key_json: String,
     http: reqwest::Client,
-}
-
-mod tempdir {
-    /// A directory removed when dropped.
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Dir {
-        pub fn new(name: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "set-my-phone-{name}-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            std::fs::create_dir_all(&path).expect("temp dir");
-            Dir(path)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn oidc_dir() -> PathBuf {
@@ -66,7 +43,7 @@ fn install() {
 impl Provider {
     pub async fn start() -> Provider {
         install();
-        let state = tempdir::Dir::new("oidc");
+        let state = crate::support::tempdir::Dir::new("oidc");
         let (child, line) = spawn(&state.0, 0).await;
         let issuer = line["issuer"].as_str().expect("issuer").to_string();
         let port = issuer

@@ -1,8 +1,9 @@
 //! The SMS providers of the composed artifact beyond webhook and Twilio (`artifacts.rs`), each
 //! round trip PUT → the provider's request at a local receiver → verify with the code it
 //! carried: Amazon SNS (its Signature Version 4 checked by botocore's signer, not ours) and
-//! WhatsApp's Cloud API; retries of retryable answers; and a provider brought from outside the
-//! provider crate (`examples/sms-provider-vonage`, plugged in by `set-my-phone-tools plug`).
+//! WhatsApp's Cloud API; Twilio Verify, which makes and checks the code itself; retries of
+//! retryable answers; and a provider brought from outside the provider crate
+//! (`examples/sms-provider-vonage`, plugged in by `set-my-phone-tools plug`).
 
 use crate::artifacts::form_urlencoded;
 use crate::fake_http::{Behaviour, FakeServer};
@@ -223,6 +224,105 @@ async fn whatsapp_authentication_template_carries_the_code_which_verifies() {
     assert_eq!(graph.requests().len() - before, 1);
 }
 
+/// A Twilio Verify service: starts verifications, and approves `482916` for the number it last
+/// sent to (Twilio's own code, which never passes through the service).
+fn twilio_verify_service(verify: &FakeServer) {
+    verify.route(|request| {
+        let form = form_urlencoded(&request.body);
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if request.path.ends_with("/Verifications") {
+            let body = r#"{"sid":"VE0123456789abcdef0123456789abcdef","status":"pending"}"#;
+            return (201, body.into());
+        }
+        let status = if field("Code").as_deref() == Some("482916") {
+            "approved"
+        } else {
+            "pending"
+        };
+        (200, format!(r#"{{"status":"{status}"}}"#))
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twilio_verify_sends_and_checks_its_own_code() {
+    let verify = FakeServer::start(500, "").await;
+    twilio_verify_service(&verify);
+    let host = start(&[
+        ("SMS_PROVIDER", "twilio-verify".into()),
+        ("TWILIO_ACCOUNT_SID", "AC0001".into()),
+        ("TWILIO_AUTH_TOKEN", "verify-secret".into()),
+        ("TWILIO_VERIFY_SERVICE_SID", "VA0001".into()),
+        ("TWILIO_VERIFY_BASE_URL", verify.url.clone()),
+    ])
+    .await;
+    assert_eq!(host.set_phone("tess", "+41 71 000 00 71").await.status, 200);
+    host.running.idle().await;
+    let started = verify.requests().pop().expect("Verify got a request");
+    assert_eq!(
+        (started.method.as_str(), started.path.as_str()),
+        ("POST", "/v2/Services/VA0001/Verifications")
+    );
+    assert_eq!(
+        form_urlencoded(&started.body),
+        [
+            ("To".to_string(), "+41710000071".to_string()),
+            ("Channel".into(), "sms".into()),
+            ("Locale".into(), "en".into()),
+        ]
+    );
+    // base64("AC0001:verify-secret"), from `printf AC0001:verify-secret | base64`.
+    assert_eq!(
+        started.headers["authorization"],
+        "Basic QUMwMDAxOnZlcmlmeS1zZWNyZXQ="
+    );
+    let pending = host.record("tess").expect("record")["phone"]["code"].clone();
+    assert_eq!(
+        (pending["by_provider"].as_bool(), pending["hash"].as_str()),
+        (Some(true), Some(""))
+    );
+
+    // A wrong code is Twilio's to refuse and ours to count; the right one verifies.
+    let wrong = host.verify("tess", "111111").await;
+    assert_eq!(wrong.code(), 3, "{:?}", wrong.body);
+    assert_eq!(
+        host.record("tess").expect("record")["phone"]["code"]["failed_attempts"],
+        1
+    );
+    assert_eq!(host.verify("tess", "482916").await.status, 200);
+    assert_eq!(
+        host.get_phone("tess").await.body["phone"]["isPhoneVerified"],
+        true
+    );
+    let checks: Vec<_> = verify
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v2/Services/VA0001/VerificationCheck")
+        .map(|r| form_urlencoded(&r.body))
+        .collect();
+    let to = |code: &str| {
+        vec![
+            ("To".to_string(), "+41710000071".to_string()),
+            ("Code".into(), code.into()),
+        ]
+    };
+    assert_eq!(checks, [to("111111"), to("482916")]);
+
+    // Twilio down: the check is tried three times, then VerifyMyPhone answers 503 (SMP-SMS1)
+    // and nothing changes, no attempt counted.
+    assert_eq!(host.set_phone("tess", "+41 71 000 00 72").await.status, 200);
+    host.running.idle().await;
+    let before = host.record("tess").expect("record");
+    verify.route(|_| (503, r#"{"message":"Service unavailable"}"#.into()));
+    let down = host.verify("tess", "482916").await;
+    assert_eq!(
+        (down.status, down.code(), down.detail_id()),
+        (503, 14, Some("SMP-SMS1"))
+    );
+    assert_eq!(host.record("tess").expect("record"), before);
+    twilio_verify_service(&verify);
+    assert_eq!(host.verify("tess", "482916").await.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_brought_from_outside_round_trips() {
     let vonage = FakeServer::start(
@@ -261,4 +361,48 @@ async fn a_provider_brought_from_outside_round_trips() {
     assert_eq!(host.verify("vera", &code).await.status, 200);
     let delivery = host.record("vera").expect("record")["phone"].clone();
     assert_eq!(delivery["verified"], true);
+}
+
+/// A component that exports one empty instance under `name`: enough to stand for a provider of
+/// another interface version (the binary component format, spelled out byte by byte).
+fn component_exporting(name: &str) -> Vec<u8> {
+    let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+    // Instance section (5): one instance made of zero inline exports.
+    bytes.extend([5, 3, 1, 1, 0]);
+    // Export section (11): that instance (sort 5, index 0) under `name`, no type ascribed.
+    let mut export = vec![1, 0, u8::try_from(name.len()).expect("short name")];
+    export.extend(name.as_bytes());
+    export.extend([5, 0, 0]);
+    bytes.extend([11, u8::try_from(export.len()).expect("short section")]);
+    bytes.extend(export);
+    bytes
+}
+
+/// `set-my-phone-tools plug` composes only a provider of the core's interface version, and says
+/// which versions met when they differ.
+#[test]
+fn plug_refuses_a_provider_of_another_interface_version() {
+    let root = set_my_phone_test_harness::workspace_root();
+    let tools = root.join("target/debug/set-my-phone-tools");
+    let dir = support::tempdir::Dir::new("plug");
+    let old = dir.0.join("old-provider.wasm");
+    std::fs::write(&old, component_exporting("set-my-phone:sms/sender@0.1.0")).expect("write");
+    let out = dir.0.join("out.wasm");
+    let output = Command::new(&tools)
+        .arg("plug")
+        .arg("--core")
+        .arg(support::artifact_path("set-my-phone-core-initialised.wasm"))
+        .arg("--sms")
+        .arg(&old)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", tools.display()));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && !out.exists(), "{said}");
+    assert!(
+        said.contains("exports set-my-phone:sms/sender@0.1.0")
+            && said.contains("imports set-my-phone:sms/sender@0.2.0"),
+        "{said}"
+    );
 }
