@@ -230,12 +230,6 @@ impl UserRecord {
         }
     }
 
-    /// The empty record this one grew from: same user and creation time, no events. Records are
-    /// created in this form (exactly once, `store::create`) and changed only by swaps after that.
-    pub fn genesis(&self) -> UserRecord {
-        UserRecord::new(&self.user_id, &self.resource_owner, self.created)
-    }
-
     /// Adds events of `kinds` to be committed with the next [`UserRecord::commit`]: their
     /// sequences follow the record's, their time is the commit's.
     pub fn add_events(&mut self, kinds: &[EventKind], client: Option<&str>, number: Option<&str>) {

@@ -2,7 +2,7 @@
 //!
 //! Spin's default (SQLite) store turns a compare-and-swap whose handle read "absent" into an
 //! upsert: two creators both succeed and the second overwrites the first (docs/design.md, "A record
-//! is created once, never by a swap from absent"). Swaps from an existing value are exact there, and `increment` is atomic on every
+//! is created once, by one swap from absent that only one caller may make"). Swaps from an existing value are exact there, and `increment` is atomic on every
 //! draft2 store. So a key is created like this:
 //!
 //! 1. `increment(claim, 0)` reads the claim counter `create:<key>` (0: nobody has claimed it).

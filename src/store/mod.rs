@@ -72,9 +72,10 @@ impl Updater<'_> {
     /// After a swap that failed in any way the record is read again: if it already carries
     /// `op_id`, the last attempt was written after all and its value is returned.
     ///
-    /// When the record is absent and `change` wants to write, the record is first created empty
-    /// (its [`UserRecord::genesis`]) through [`Updater::create_once`], and `change` runs again on
-    /// whatever was stored: the change itself is always a swap from an existing value.
+    /// When the record is absent and `change` wants to write, the changed record is stored
+    /// through [`Updater::create_once`]: only the caller owning the creation claim swaps from
+    /// absent. When another caller created the record first, `change` runs again on theirs, as
+    /// a swap from an existing value.
     pub fn update<T>(
         &self,
         key: &str,
@@ -119,8 +120,25 @@ impl Updater<'_> {
                         value,
                     });
                 }
-                Change::Write { record, .. } if current.is_none() => {
-                    self.create_once(key, || record.genesis().to_bytes())?;
+                Change::Write {
+                    mut record,
+                    events,
+                    value,
+                } if current.is_none() => {
+                    // A new key: its first change is what creates it, written by whoever owns
+                    // the creation claim, so a first write costs one swap, not two.
+                    record.commit(op_id, events, self.clock.now());
+                    let stored = decode(&self.create_once(key, || record.to_bytes())?)?;
+                    if let Some(operation) =
+                        stored.find_operation(op_id).map_err(Error::CorruptRecord)?
+                    {
+                        return Ok(Updated {
+                            record: Some(stored),
+                            operation: Some(operation),
+                            value,
+                        });
+                    }
+                    // Another caller created it: the next attempt applies the change to theirs.
                 }
                 Change::Write {
                     mut record,
@@ -212,8 +230,8 @@ mod tests {
         assert_eq!(updated.value, 2);
         assert_eq!(
             kv.swaps.get(),
-            2,
-            "one to create the empty record, one to change it"
+            1,
+            "one swap creates the record with its first change"
         );
         assert_eq!(
             updater(&kv, &clock, &random)
@@ -237,8 +255,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             kv.swaps.get(),
-            2 + 4,
-            "creation and first update, then 4 attempts"
+            1 + 4,
+            "creation with the first update, then 4 attempts"
         );
         assert_eq!(updated.operation.map(|op| op.sequence), Some(4));
     }
@@ -252,7 +270,7 @@ mod tests {
         kv.interleave.set(u32::MAX);
         let result = updater(&kv, &clock, &random).update("k", "op", bump);
         assert!(matches!(result, Err(Error::TooMuchContention)));
-        assert_eq!(kv.swaps.get(), 2 + MAX_ATTEMPTS);
+        assert_eq!(kv.swaps.get(), 1 + MAX_ATTEMPTS);
         let stored = updater(&kv, &clock, &random).read("k").unwrap().unwrap();
         assert_eq!(
             stored.sequence, 2,
