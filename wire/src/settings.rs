@@ -152,6 +152,34 @@ pub fn resolve(
 mod tests {
     use super::*;
 
+    /// The README's provider table and docs/configuration.md name every setting the SMS
+    /// provider component reads.
+    #[test]
+    fn the_docs_list_every_provider_setting() {
+        let read = |path: &str| {
+            std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let readme = read("README.md");
+        let table: String = readme
+            .lines()
+            .skip_while(|line| !line.starts_with("| `SMS_PROVIDER` | sends |"))
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        let configuration = read("docs/configuration.md");
+        for setting in SETTINGS.iter().filter(|s| s.reader == Reader::SmsProvider) {
+            let quoted = format!("`{}`", setting.name);
+            assert!(
+                table.contains(&quoted),
+                "README's provider table lacks {quoted}"
+            );
+            assert!(
+                configuration.contains(&quoted),
+                "docs/configuration.md lacks {quoted}"
+            );
+        }
+    }
+
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let pairs: Vec<(String, String)> = pairs
             .iter()
