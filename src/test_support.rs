@@ -32,6 +32,8 @@ pub struct MemoryKv {
     pub swap_store_error: Cell<bool>,
     /// Another writer slips in before each of the next N swaps.
     pub interleave: Cell<u32>,
+    /// What that writer stores when the key is absent (it only bumps the version otherwise).
+    pub interleaved_value: RefCell<Vec<u8>>,
     /// A swap whose handle read "absent" writes unconditionally and reports success
     /// (Spin's SQLite store).
     pub upsert_from_absent: Cell<bool>,
@@ -73,7 +75,8 @@ impl Cas for MemoryCas<'_> {
         }
         if kv.interleave.get() > 0 {
             kv.interleave.set(kv.interleave.get() - 1);
-            let entry = data.entry(self.key.clone()).or_insert((0, Vec::new()));
+            let created = kv.interleaved_value.borrow().clone();
+            let entry = data.entry(self.key.clone()).or_insert((0, created));
             entry.0 += 1;
         }
         let version = data.get(&self.key).map_or(0, |(v, _)| *v);

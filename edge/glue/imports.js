@@ -54,20 +54,23 @@ export const ASYNC_EXPORTS = ["wasi:http/incoming-handler#handle"];
 /** The environment variables the service reads (docs/configuration.md). */
 export function serviceEnvironment(all) {
   return Object.entries(all)
-    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO|CORS|ZITADEL)_/.test(name) || name === "KV_STORE")
+    .filter(([name]) => /^(AUTH|PHONE|SMS|TWILIO|CORS|ZITADEL)_/.test(name) || name === "KV_STORE" || name === "KV_CREATE")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**
  * What wasi:config/store offers (Deno Deploy keeps secrets as environment variables): every
- * setting in `all` under its lower-case name, whichever case it was set in. The component lets
- * its environment (serviceEnvironment) win over these.
+ * setting in `all` under its lower-case name, whichever case it was set in, and `kv_create`. The
+ * component lets its environment (serviceEnvironment) win over these.
  */
 export function serviceConfig(all) {
-  return Object.entries(all)
+  const config = Object.entries(all)
     .map(([name, value]) => [name.toLowerCase(), value])
-    .filter(([name]) => /^(auth|phone|sms|twilio|cors|zitadel)_[a-z0-9_]+$/.test(name) || name === "kv_store")
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    .filter(([name]) => /^(auth|phone|sms|twilio|cors|zitadel)_[a-z0-9_]+$/.test(name) || name === "kv_store" || name === "kv_create");
+  // What the glue declares: Deno KV's atomic check and a Durable Object both swap from absent
+  // exactly, so records are created by one swap (docs/storage.md); a KV_CREATE set wins.
+  if (!config.some(([name]) => name === "kv_create")) config.push(["kv_create", "swap"]);
+  return config.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 const random = {

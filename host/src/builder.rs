@@ -332,6 +332,10 @@ impl HostBuilder {
             self.admin_listen,
         )?;
         let sms = self.sms.unwrap_or_else(|| Arc::new(LogSms::new()));
+        // Every Backend swaps from absent exactly (its contract), so the guest may create a
+        // record with one swap instead of its creation claim (docs/storage.md). A setting of
+        // the operator's (config, or KV_CREATE in the environment, which wins) stays.
+        self.config.set_default("kv_create", "swap");
         Ok(Host {
             pre,
             env: self.env.into(),

@@ -75,9 +75,10 @@ pub(crate) enum Command {
 pub(crate) const SERVE_AFTER_HELP: &str = "\
 Environment:
   The component sees this process's variables that are settings (AUTH_*, PHONE_*, SMS_*,
-  TWILIO_*, CORS_*, ZITADEL_* and KV_STORE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
+  TWILIO_*, CORS_*, ZITADEL_*, KV_STORE and KV_CREATE, as docs/configuration.md lists them), and no other: e.g. AUTH_ISSUER and AUTH_JWKS (whom to trust), PHONE_CODE_SECRET,
   SMS_PROVIDER and the provider's SMS_* or TWILIO_* settings; KV_STORE names one more
-  key-value store label besides \"default\". Settings from --config-file reach it through
+  key-value store label besides \"default\"; KV_CREATE defaults to swap here (every store of
+  this host swaps from absent exactly). Settings from --config-file reach it through
   wasi:config; a variable of this process overrides the file's value.
 
 Stopping:
@@ -388,17 +389,17 @@ mod tests {
     #[test]
     fn serve_help_names_the_variables_the_component_sees() {
         // How the help names the variables passed: every setting starts with one of these or
-        // is KV_STORE.
+        // is KV_STORE or KV_CREATE.
         const PASSED_PREFIXES: [&str; 6] =
             ["AUTH_", "PHONE_", "SMS_", "TWILIO_", "CORS_", "ZITADEL_"];
         for passed in PASSED_PREFIXES.map(|prefix| format!("{prefix}*")) {
             assert!(SERVE_AFTER_HELP.contains(&passed), "{passed}");
         }
-        assert!(SERVE_AFTER_HELP.contains("KV_STORE"));
+        assert!(SERVE_AFTER_HELP.contains("KV_STORE") && SERVE_AFTER_HELP.contains("KV_CREATE"));
         // Every setting is covered by what the help names.
         for setting in set_my_phone_wire::settings::SETTINGS {
             assert!(
-                setting.name == "KV_STORE"
+                ["KV_STORE", "KV_CREATE"].contains(&setting.name)
                     || PASSED_PREFIXES.iter().any(|p| setting.name.starts_with(p)),
                 "{}",
                 setting.name

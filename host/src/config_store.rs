@@ -39,6 +39,14 @@ impl ConfigStore {
         self.write().values.insert(key.into(), value.into());
     }
 
+    /// Sets `key` to `value` unless it holds a value already (a default the operator may override).
+    pub fn set_default(&self, key: impl Into<String>, value: impl Into<String>) {
+        self.write()
+            .values
+            .entry(key.into())
+            .or_insert_with(|| value.into());
+    }
+
     /// Makes every read fail with `why` (`None`: reads work again).
     pub fn fail_with(&self, why: Option<String>) {
         self.write().failure = why;

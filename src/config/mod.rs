@@ -70,6 +70,9 @@ pub struct Config {
     /// Where numbers may be from; empty = anywhere.
     pub allowed_regions: AllowedRegions,
     pub kv_store: String,
+    /// `KV_CREATE=swap`: the store's swap from absent is exact, so new records are created by
+    /// one swap without the creation claim (`crate::store`); `claim` (the default) trusts it not.
+    pub create_by_swap: bool,
     /// Limits on codes across accounts and the SMS-pumping guard.
     pub sms_limits: SmsLimits,
     /// The code SMS's texts and languages.
@@ -227,6 +230,12 @@ impl Config {
             })?,
         };
         let kv_store = get("KV_STORE").unwrap_or_else(|| "default".into());
+        let create_by_swap = match get("KV_CREATE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(mode) if mode == "claim" => false,
+            Some(mode) if mode == "swap" => true,
+            Some(_) => return Err(Error::config("KV_CREATE", "must be claim or swap")),
+        };
         let sms_limits = SmsLimits::from_settings(&get)?;
         let sms_texts = crate::sms_text::SmsTexts::from_settings(&get)?;
         Ok(Config {
@@ -241,6 +250,7 @@ impl Config {
             codes_per_hour,
             allowed_regions,
             kv_store,
+            create_by_swap,
             sms_limits,
             sms_texts,
         })

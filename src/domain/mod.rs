@@ -99,6 +99,7 @@ impl<'a> Caller<'a> {
             kv: self.kv.as_ref(),
             clock: self.services.clock,
             random: self.services.random,
+            create_by_swap: self.config.create_by_swap,
         }
     }
 

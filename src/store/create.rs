@@ -54,6 +54,9 @@ impl Updater<'_> {
     /// Returns the value at `key`, first storing `make()` there if the key is absent. Exactly one
     /// of any number of racing callers writes; all of them answer the value that was stored.
     pub fn create_once(&self, key: &str, make: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>, Error> {
+        if self.create_by_swap {
+            return self.create_with_one_swap(key, make);
+        }
         let claim = claim_key(key);
         let mut make = Some(make);
         // The epoch being waited on, and how long it has been waited on (sum of sleeps, which
@@ -116,6 +119,33 @@ impl Updater<'_> {
         }
     }
 
+    /// On a store whose swap from absent is exact (`KV_CREATE=swap`): one swap creates the key,
+    /// and a caller that loses reads the winner's value. A swap reported failed may have written
+    /// (Spin's Redis store does that), so what counts is what the key holds afterwards.
+    fn create_with_one_swap(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let cas = self.kv.start_swap(key).map_err(unavailable)?;
+        if let Some(value) = cas.current() {
+            return Ok(value.to_vec());
+        }
+        let value = make();
+        let failure = match cas.swap(value.clone()) {
+            Ok(()) => return Ok(value),
+            Err(SwapError::Conflict) => None,
+            Err(SwapError::Store(why)) => Some(why),
+        };
+        match (self.kv.get(key).map_err(unavailable)?, failure) {
+            (Some(stored), _) => Ok(stored),
+            (None, Some(why)) => Err(unavailable(why)),
+            (None, None) => Err(Error::StoreUnavailable(format!(
+                "{key}: the swap from absent conflicted, yet the key is absent"
+            ))),
+        }
+    }
+
     /// As the owner of a fresh claim: swaps `value` in from absent, unless the key appeared
     /// meanwhile or half the lease has passed.
     fn write_claimed(&self, key: &str, value: Vec<u8>) -> Result<Claimed, Error> {
@@ -157,6 +187,7 @@ mod tests {
             kv,
             clock: &clock,
             random: &random,
+            create_by_swap: false,
         };
         let result = updater.create_once("k", || make.to_vec());
         (result, clock)

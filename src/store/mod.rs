@@ -48,6 +48,9 @@ pub struct Updater<'a> {
     pub kv: &'a dyn KeyValue,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Random,
+    /// The store's swap from absent is exact (`KV_CREATE=swap`): new keys are created by one
+    /// swap, without the creation claim.
+    pub create_by_swap: bool,
 }
 
 impl Updater<'_> {
@@ -75,7 +78,8 @@ impl Updater<'_> {
     /// When the record is absent and `change` wants to write, the changed record is stored
     /// through [`Updater::create_once`]: only the caller owning the creation claim swaps from
     /// absent. When another caller created the record first, `change` runs again on theirs, as
-    /// a swap from an existing value.
+    /// a swap from an existing value. With `create_by_swap` the record is swapped in from absent
+    /// like any other change (a lost race is a conflict, retried on the winner's record).
     pub fn update<T>(
         &self,
         key: &str,
@@ -124,7 +128,7 @@ impl Updater<'_> {
                     mut record,
                     events,
                     value,
-                } if current.is_none() => {
+                } if current.is_none() && !self.create_by_swap => {
                     // A new key: its first change is what creates it, written by whoever owns
                     // the creation claim, so a first write costs one swap, not two.
                     record.commit(op_id, events, self.clock.now());
@@ -205,7 +209,12 @@ mod tests {
     }
 
     fn updater<'a>(kv: &'a MemoryKv, clock: &'a FixedClock, random: &'a dyn Random) -> Updater<'a> {
-        Updater { kv, clock, random }
+        Updater {
+            kv,
+            clock,
+            random,
+            create_by_swap: false,
+        }
     }
 
     #[test]
@@ -321,5 +330,55 @@ mod tests {
         let result = updater(&kv, &clock, &random).update("k", "op", bump);
         assert!(matches!(result, Err(Error::CorruptRecord(_))));
         assert_eq!(kv.data.borrow()["k"].1, b"garbage");
+    }
+
+    fn by_swap<'a>(kv: &'a MemoryKv, clock: &'a FixedClock, random: &'a dyn Random) -> Updater<'a> {
+        Updater {
+            create_by_swap: true,
+            ..updater(kv, clock, random)
+        }
+    }
+
+    #[test]
+    fn on_exact_stores_a_first_update_is_one_swap_without_a_claim() {
+        let (kv, clock, random) = fixtures();
+        let updated = by_swap(&kv, &clock, &random)
+            .update("k", "op", bump)
+            .unwrap();
+        assert_eq!(updated.operation.map(|op| op.sequence), Some(2));
+        assert_eq!(kv.swaps.get(), 1);
+        assert!(kv.counters.borrow().is_empty(), "no claim counter");
+        assert!(by_swap(&kv, &clock, &random).read("k").unwrap().is_some());
+    }
+
+    #[test]
+    fn on_exact_stores_a_lost_creation_race_applies_the_change_to_the_winners_record() {
+        let (kv, clock, random) = fixtures();
+        // Another creator writes its record between this one's read and its swap.
+        let mut theirs = UserRecord::new("u", "o", Timestamp::new(3, 0));
+        theirs.commit("their-op", 2, Timestamp::new(3, 0));
+        *kv.interleaved_value.borrow_mut() = theirs.to_bytes();
+        kv.interleave.set(1);
+        let updated = by_swap(&kv, &clock, &random)
+            .update("k", "op", bump)
+            .unwrap();
+        assert_eq!(updated.value, 2 + 2, "applied on top of the other record");
+        assert_eq!(kv.swaps.get(), 2);
+    }
+
+    #[test]
+    fn on_exact_stores_a_creation_reported_failed_after_writing_counts_once() {
+        let (kv, clock, random) = fixtures();
+        kv.write_then_conflict.set(true);
+        let updated = by_swap(&kv, &clock, &random)
+            .update("k", "op", bump)
+            .unwrap();
+        assert_eq!(updated.value, 2);
+        let stored = by_swap(&kv, &clock, &random).read("k").unwrap().unwrap();
+        assert_eq!(stored.sequence, 2, "not applied twice");
+        let made = by_swap(&kv, &clock, &random).create_once("s", || b"one".to_vec());
+        assert_eq!(made.unwrap(), b"one");
+        let again = by_swap(&kv, &clock, &random).create_once("s", || b"two".to_vec());
+        assert_eq!(again.unwrap(), b"one", "the first value stays");
     }
 }

@@ -70,6 +70,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("ZITADEL_SERVICE_TOKEN", true, Reader::Core),
     setting("ZITADEL_SERVICE_KEY", true, Reader::Core),
     setting("KV_STORE", false, Reader::Core),
+    setting("KV_CREATE", false, Reader::Core),
     setting("CORS_ALLOWED_ORIGINS", false, Reader::Core),
     setting("SMS_DEFAULT_LANGUAGE", false, Reader::Core),
     setting("SMS_APP_NAME", false, Reader::Core),

@@ -1,6 +1,7 @@
-//! An empty `wasi:config/store`: every key is absent. Composed into the `wasmtime serve`
-//! artifact that takes its settings as `--env` only, so that it needs no `-S config` (the
-//! components then read the environment alone, as before wasi:config).
+//! A `wasi:config/store` that holds only what the artifact itself declares: `kv_create = swap`,
+//! since the file store composed beside it (adapters/kv-file) swaps from absent exactly
+//! (docs/storage.md). Composed into the `wasmtime serve` artifact that takes its settings as
+//! `--env` only, so that it needs no `-S config`; `--env KV_CREATE=claim` still wins.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -23,12 +24,12 @@ mod component {
     struct Empty;
 
     impl store::Guest for Empty {
-        fn get(_key: String) -> Result<Option<String>, store::Error> {
-            Ok(None)
+        fn get(key: String) -> Result<Option<String>, store::Error> {
+            Ok((key == "kv_create").then(|| "swap".to_owned()))
         }
 
         fn get_all() -> Result<Vec<(String, String)>, store::Error> {
-            Ok(Vec::new())
+            Ok(vec![("kv_create".to_owned(), "swap".to_owned())])
         }
     }
 }

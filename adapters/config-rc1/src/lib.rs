@@ -1,7 +1,9 @@
 //! The config bridge for `wasmtime serve`: the core and the SMS provider import
 //! `wasi:config/store@0.2.0-draft-2024-09-27` (what Spin provides); `wasmtime serve -S config`
 //! provides the same interface as `@0.2.0-rc.1`. This component exports the first over the
-//! second, passing every call and error through unchanged.
+//! second, passing every call and error through unchanged, and adds what the artifact itself
+//! declares: `kv_create = swap` unless `-Sconfig-var` sets it, since the file store composed
+//! beside it (adapters/kv-file) swaps from absent exactly (docs/storage.md).
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -25,6 +27,9 @@ mod component {
 
     struct Bridge;
 
+    /// The artifact's own setting: its store's swap from absent is exact.
+    const DECLARED: (&str, &str) = ("kv_create", "swap");
+
     fn error(error: provided::Error) -> exported::Error {
         match error {
             provided::Error::Upstream(why) => exported::Error::Upstream(why),
@@ -34,11 +39,16 @@ mod component {
 
     impl exported::Guest for Bridge {
         fn get(key: String) -> Result<Option<String>, exported::Error> {
-            provided::get(&key).map_err(error)
+            let value = provided::get(&key).map_err(error)?;
+            Ok(value.or_else(|| (key == DECLARED.0).then(|| DECLARED.1.to_owned())))
         }
 
         fn get_all() -> Result<Vec<(String, String)>, exported::Error> {
-            provided::get_all().map_err(error)
+            let mut all = provided::get_all().map_err(error)?;
+            if !all.iter().any(|(key, _)| key == DECLARED.0) {
+                all.push((DECLARED.0.to_owned(), DECLARED.1.to_owned()));
+            }
+            Ok(all)
         }
     }
 }

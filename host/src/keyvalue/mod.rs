@@ -103,7 +103,9 @@ impl std::error::Error for BackendError {}
 ///
 /// `bucket` is the store label the guest opened. Every operation must be atomic on its own;
 /// `compare_and_swap` and `increment` must be atomic against every other writer of the same key,
-/// including other processes sharing the storage.
+/// including other processes sharing the storage. A swap from [`Version::Absent`] included: of
+/// racing creators exactly one succeeds, which is why the host tells the guest it may create
+/// records by one swap (`KV_CREATE=swap`, docs/storage.md).
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
     /// Reads `key` with its current version.

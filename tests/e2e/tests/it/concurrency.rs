@@ -124,10 +124,41 @@ async fn one_set_under_the_write_then_fail_fault_counts_once() {
     assert_eq!(get.body["phone"]["phone"], "+41710000001");
 }
 
+/// A host whose store upserts on a swap from absent, as Spin's SQLite store does, configured as
+/// spin.toml configures Spin: `KV_CREATE=claim` (the reference host would declare `swap`).
+async fn start_like_spin_sqlite(mut env: Vec<(String, String)>) -> TestHost {
+    env.push(("KV_CREATE".into(), "claim".into()));
+    let host = support::start_with_env(env).await;
+    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    host
+}
+
+/// The store writes of one new user's first GetMyPhone (which creates the record).
+async fn writes_of_a_first_get(env: Vec<(String, String)>) -> u64 {
+    let host = support::start_with_env(env).await;
+    let before = host.store.stats().writes;
+    assert_eq!(host.get_phone("newcomer").await.status, 200);
+    host.running.idle().await;
+    host.store.stats().writes - before
+}
+
+/// The reference host declares its store exact, so a record is created by one swap; with
+/// `KV_CREATE=claim` (as on Spin) the creation claim costs its increments and its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_host_creates_records_without_a_claim() {
+    let declared = writes_of_a_first_get(support::base_env()).await;
+    let mut env = support::base_env();
+    env.push(("KV_CREATE".into(), "claim".into()));
+    let claimed = writes_of_a_first_get(env).await;
+    assert!(
+        claimed >= declared + 2,
+        "declared swap: {declared} writes; claim: {claimed}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_sets_on_a_store_whose_swap_from_absent_overwrites() {
-    let host = support::start().await;
-    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let host = start_like_spin_sqlite(support::base_env()).await;
     race(&host, "newcomer").await;
 }
 
@@ -135,8 +166,7 @@ async fn concurrent_first_sets_on_a_store_whose_swap_from_absent_overwrites() {
 /// under the upsert fault either could overwrite the other's first write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_gets_racing_first_sets_lose_nothing_when_swap_from_absent_overwrites() {
-    let host = support::start().await;
-    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let host = start_like_spin_sqlite(support::base_env()).await;
     let host = &host;
     let user = "first-contact";
     let answers = join_all((0..40).map(|i| async move {
@@ -190,8 +220,7 @@ async fn first_gets_racing_first_sets_lose_nothing_when_swap_from_absent_overwri
 async fn resends_removes_and_verifies_racing_count_every_event_once() {
     let mut env = support::base_env();
     env.push(("PHONE_CODE_MAX_ATTEMPTS".into(), "100".into()));
-    let host = support::start_with_env(env).await;
-    host.store.set_fault(Fault::SwapFromAbsentOverwrites);
+    let host = start_like_spin_sqlite(env).await;
     let host = &host;
     let user = "busy";
     assert_eq!(host.set_phone(user, &number(1)).await.status, 200);
