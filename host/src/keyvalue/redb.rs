@@ -10,8 +10,8 @@
 //! is judged against the state that includes the batch's earlier operations), commits once with a
 //! durable commit (fsync), and only then answers every caller. Concurrent writers thus share one
 //! fsync, and nobody hears "done" before their write is on disk. A failing commit fails every
-//! operation of its batch. Reads run on the blocking thread pool in read transactions, beside the
-//! writer.
+//! operation of its batch. Reads run in read transactions beside the writer: a key's read on the
+//! caller's thread, a page of keys on the blocking thread pool.
 //!
 //! Counters are the exception: a batch of increments only is committed without a sync and
 //! answered at once; the writer then makes it durable with its next durable commit, or, when
@@ -212,26 +212,40 @@ impl RedbBackend {
             .map_err(|err| BackendError::new(format!("redb: task failed: {err}")))?
     }
 
-    /// Runs `work` on the bucket's table in a read transaction; `None` when the table does not exist.
-    async fn read<T, F>(&self, bucket: &str, work: F) -> Result<Option<T>, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&::redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, BackendError>
-            + Send
-            + 'static,
-    {
-        let name = table_name(bucket);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(db_error)?;
-            let table = match txn.open_table(definition(&name)) {
-                Ok(table) => table,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(err) => return Err(db_error(err)),
-            };
-            work(&table).map(Some)
-        })
-        .await
+    /// A point read (one key), on the caller's thread. It descends a few B-tree pages, which
+    /// redb's cache and the OS page cache hold for a busy store: microseconds, less than handing
+    /// the read to the blocking pool and back costs (bench/README.md, #23). Scans, which can walk
+    /// many pages, go through [`RedbBackend::blocking`].
+    async fn read_key<T>(
+        &self,
+        bucket: &str,
+        work: impl FnOnce(&Table) -> Result<T, BackendError>,
+    ) -> Result<Option<T>, BackendError> {
+        let read = in_table(&self.shared.db, &table_name(bucket), work);
+        // The hand-off used to make each request yield here. Without any yield a worker runs
+        // requests back to back and looks for new socket events less often, which doubled
+        // GetMyPhone's p99; Tokio polls them before it resumes a yielded task.
+        tokio::task::yield_now().await;
+        read
     }
+}
+
+/// A bucket's table as reads see it.
+type Table = ::redb::ReadOnlyTable<&'static str, &'static [u8]>;
+
+/// Runs `work` on the table `name` in a read transaction; `None` when the table does not exist.
+fn in_table<T>(
+    db: &Database,
+    name: &str,
+    work: impl FnOnce(&Table) -> Result<T, BackendError>,
+) -> Result<Option<T>, BackendError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let table = match txn.open_table(definition(name)) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(db_error(err)),
+    };
+    work(&table).map(Some)
 }
 
 /// The writer answered an operation with another operation's kind of answer (a bug).
@@ -244,12 +258,11 @@ fn mismatched(done: Done) -> BackendError {
 #[async_trait::async_trait]
 impl Backend for RedbBackend {
     async fn get(&self, bucket: &str, key: &str) -> Result<Versioned, BackendError> {
-        let owned = key.to_owned();
         let read = self
-            .read(bucket, move |table| match table.get(owned.as_str()) {
+            .read_key(bucket, |table| match table.get(key) {
                 Ok(None) => Ok(Versioned::absent()),
                 Ok(Some(entry)) => {
-                    let (version, value) = decode(&owned, entry.value())?;
+                    let (version, value) = decode(key, entry.value())?;
                     Ok(Versioned {
                         value: Some(value),
                         version: Version::Written(version),
@@ -285,11 +298,10 @@ impl Backend for RedbBackend {
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, BackendError> {
-        let key = key.to_owned();
         let found = self
-            .read(bucket, move |table| {
+            .read_key(bucket, |table| {
                 table
-                    .get(key.as_str())
+                    .get(key)
                     .map(|entry| entry.is_some())
                     .map_err(db_error)
             })
@@ -302,27 +314,30 @@ impl Backend for RedbBackend {
         bucket: &str,
         cursor: Option<String>,
     ) -> Result<KeyPage, BackendError> {
+        let name = table_name(bucket);
         let page = self
-            .read(bucket, move |table| {
-                let range = match &cursor {
-                    Some(after) => table.range::<&str>((
-                        std::ops::Bound::Excluded(after.as_str()),
-                        std::ops::Bound::Unbounded,
-                    )),
-                    None => table.range::<&str>(..),
-                };
-                let mut keys = Vec::new();
-                let mut more = false;
-                for item in range.map_err(db_error)? {
-                    let (key, _) = item.map_err(db_error)?;
-                    if keys.len() == PAGE_SIZE {
-                        more = true;
-                        break;
+            .blocking(move |db| {
+                in_table(db, &name, |table| {
+                    let range = match &cursor {
+                        Some(after) => table.range::<&str>((
+                            std::ops::Bound::Excluded(after.as_str()),
+                            std::ops::Bound::Unbounded,
+                        )),
+                        None => table.range::<&str>(..),
+                    };
+                    let mut keys = Vec::new();
+                    let mut more = false;
+                    for item in range.map_err(db_error)? {
+                        let (key, _) = item.map_err(db_error)?;
+                        if keys.len() == PAGE_SIZE {
+                            more = true;
+                            break;
+                        }
+                        keys.push(key.value().to_owned());
                     }
-                    keys.push(key.value().to_owned());
-                }
-                let cursor = if more { keys.last().cloned() } else { None };
-                Ok(KeyPage { keys, cursor })
+                    let cursor = if more { keys.last().cloned() } else { None };
+                    Ok(KeyPage { keys, cursor })
+                })
             })
             .await?;
         Ok(page.unwrap_or_default())
