@@ -178,8 +178,7 @@ fn name_refusal(response: &mut Response, error: &Error) {
     }
 }
 
-/// Upstream refuses limits over its configured maximum (1000 by default); so do we. Fewer
-/// events than that are kept per user anyway (`record::KEPT_EVENTS`).
+/// Upstream refuses limits over its configured maximum (1000 by default); so do we.
 const MAX_CHANGES_LIMIT: u64 = 1000;
 
 /// ListMyUserChangesRequest.query from its decoded fields, with the limit checked.

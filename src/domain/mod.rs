@@ -10,6 +10,8 @@ pub(crate) mod code;
 mod delivery;
 mod get_my_phone;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod limits_tests;
 mod list_my_user_changes;
 #[cfg(test)]

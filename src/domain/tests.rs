@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 pub(super) const START: i64 = 1_800_000_000;
-const USER: &str = "user-1";
+pub(super) const USER: &str = "user-1";
 pub(super) const ORG: &str = "org-1";
 
 /// One user's world: a store the test can look into, a clock it moves, and the settings.
@@ -55,7 +55,7 @@ impl World {
     }
 
     /// Runs `rpc` as the user, the way the API layer would after authentication.
-    fn call<T>(&self, rpc: impl FnOnce(&Caller) -> T) -> T {
+    pub(super) fn call<T>(&self, rpc: impl FnOnce(&Caller) -> T) -> T {
         self.call_as(USER, ORG, rpc)
     }
 
@@ -117,7 +117,7 @@ impl World {
         })
     }
 
-    fn resend(&self, sms: &RecordingSms) -> Result<Details, Error> {
+    pub(super) fn resend(&self, sms: &RecordingSms) -> Result<Details, Error> {
         self.resend_as(USER, ORG, sms)
     }
 
@@ -338,7 +338,7 @@ fn get_creates_the_record_once() {
 
 // The audit trail.
 
-use crate::record::{EventKind, KEPT_EVENTS};
+use crate::record::EventKind;
 use serde_json::Value;
 
 /// `f`'s audit lines, parsed (other log lines are left out).
@@ -523,34 +523,6 @@ fn a_failed_swap_leaves_neither_the_change_nor_its_event() {
         stored_kinds(&world.record()).last(),
         Some(&(3, EventKind::Removed))
     );
-}
-
-#[test]
-fn the_101st_event_drops_the_oldest_and_counts_it() {
-    // 100 codes to one number: past the limits across accounts (limits_tests.rs).
-    let world = World::new()
-        .with("PHONE_CODES_PER_NUMBER_PER_HOUR", "0")
-        .with("PHONE_CODES_PER_NUMBER_PER_DAY", "0")
-        .with("PHONE_CODES_PER_RANGE_PER_HOUR", "0")
-        .with("PHONE_PUMPING_MIN_VERIFIED", "0");
-    let sms = RecordingSms::new();
-    world.set("+41 44 668 18 00", &sms).unwrap();
-    for _ in 0..KEPT_EVENTS - 2 {
-        world.resend(&sms).unwrap();
-    }
-    let full = world.record();
-    assert_eq!((full.events.len(), full.events_dropped), (KEPT_EVENTS, 0));
-    world.resend(&sms).unwrap();
-    let record = world.record();
-    assert_eq!(record.events.len(), KEPT_EVENTS);
-    assert_eq!(record.events_dropped, 1);
-    let events = record.events.to_vec().expect("the trail parses");
-    assert_eq!(events[0].sequence, 2, "sequence 1 was dropped");
-    assert_eq!(events[KEPT_EVENTS - 1].sequence, 101);
-    // A full trail stays small: about 90 bytes an event (here with a short client id).
-    let events = serde_json::to_vec(&record.events).unwrap().len();
-    assert!(events < 100 * 90, "{events} bytes");
-    assert_eq!(UserRecord::from_bytes(&record.to_bytes()), Ok(record));
 }
 
 #[test]

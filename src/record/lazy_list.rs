@@ -103,11 +103,17 @@ impl<T: Clone + DeserializeOwned> LazyList<T> {
 
     /// Keeps the `kept` newest entries; answers how many older ones were dropped.
     pub(super) fn keep_newest(&mut self, kept: usize) -> usize {
-        let excess = self.len().saturating_sub(kept);
-        let from_stored = excess.min(self.stored.len());
-        self.stored.drain(..from_stored);
-        self.added.drain(..excess - from_stored);
-        excess
+        self.take_oldest(self.len().saturating_sub(kept)).len()
+    }
+
+    /// Moves the `count` oldest entries out, oldest first; stored ones stay the text they were.
+    pub(super) fn take_oldest(&mut self, count: usize) -> LazyList<T> {
+        let count = count.min(self.len());
+        let from_stored = count.min(self.stored.len());
+        LazyList {
+            stored: self.stored.drain(..from_stored).collect(),
+            added: self.added.drain(..count - from_stored).collect(),
+        }
     }
 }
 
@@ -227,6 +233,24 @@ mod tests {
         events.push(event(3));
         assert_eq!(events.keep_newest(1), 2);
         assert_eq!(sequences(&events), [3]);
+    }
+
+    #[test]
+    fn the_oldest_move_out_as_they_were_stored() {
+        let text =
+            r#"[{ "seq":1,"at":[1,2],"type":"changed"},{"seq":2,"at":[1,2],"type":"changed"}]"#;
+        let mut events: LazyList<Event> = serde_json::from_str(text).expect("reads");
+        events.push(event(3));
+        events.push(event(4));
+        let oldest = events.take_oldest(3);
+        assert_eq!(
+            (sequences(&oldest), sequences(&events)),
+            (vec![1, 2, 3], vec![4])
+        );
+        let written = serde_json::to_string(&oldest).unwrap();
+        assert!(written.starts_with(r#"[{ "seq":1,"#), "{written}");
+        assert_eq!(events.take_oldest(5).len(), 1);
+        assert!(events.is_empty());
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The per-user record kept in the key-value store: phone state, pending code, event sequence,
 //! the ids of recent updates (which make retried updates idempotent), and the audit trail: the
-//! newest [`KEPT_EVENTS`] events, written in the same compare-and-swap as the change they record.
+//! newest events, written in the same compare-and-swap as the change they record, and a
+//! reference to the older ones (module `history`).
 
+pub(crate) mod history;
 mod lazy_list;
 
+pub use history::{History, HistoryChunk, chunk_key};
 pub use lazy_list::LazyList;
 
 /// A record's audit events, oldest first.
@@ -17,8 +20,8 @@ use serde::{Deserialize, Serialize};
 pub const REMEMBERED_OPERATIONS: usize = 64;
 const SCHEMA: u32 = 1;
 
-/// How many audit events a record keeps; older ones are dropped and counted.
-pub const KEPT_EVENTS: usize = 100;
+/// Events ListMyUserChanges lists when the query names no limit.
+pub const DEFAULT_CHANGES: usize = 100;
 /// Longest client id kept on an event (ids come from tokens; ZITADEL's are about 40 bytes).
 const MAX_CLIENT_CHARS: usize = 128;
 
@@ -39,12 +42,15 @@ pub struct UserRecord {
     pub codes_issued: Vec<Timestamp>,
     #[serde(default)]
     pub applied: LazyList<AppliedOperation>,
-    /// The newest [`KEPT_EVENTS`] events, oldest first.
+    /// The newest events, oldest first: at most [`INLINE_MAX`] once written.
     #[serde(default, skip_serializing_if = "Events::is_empty")]
     pub events: Events,
-    /// Events dropped from the front of `events` to keep the record small.
+    /// Events that records written before 2026-12-07 dropped (they kept the newest 100).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub events_dropped: u64,
+    /// The older events, in chunks of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -52,7 +58,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// One audit event: what happened to the phone, when, and through which client. The user and
-/// organisation are the record's. Short field names: a record holds up to 100 of these.
+/// organisation are the record's. Short field names: a record holds up to 48 of these.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     #[serde(rename = "seq")]
@@ -227,6 +233,7 @@ impl UserRecord {
             applied: LazyList::default(),
             events: Events::default(),
             events_dropped: 0,
+            history: None,
         }
     }
 
@@ -259,8 +266,7 @@ impl UserRecord {
     }
 
     /// Records `events` new events at `now` under operation `id`: the sequence grows by
-    /// `events`, the events added since the last commit get `now` as their time, and only the
-    /// newest [`KEPT_EVENTS`] are kept.
+    /// `events`, and the events added since the last commit get `now` as their time.
     pub fn commit(&mut self, id: &str, events: u64, now: Timestamp) -> AppliedOperation {
         // Stored events were committed when they were stored: only added ones can be newer.
         let committed = self.sequence;
@@ -274,7 +280,6 @@ impl UserRecord {
         if events > 0 {
             self.changed = now;
         }
-        self.events_dropped += self.events.keep_newest(KEPT_EVENTS) as u64;
         let applied = AppliedOperation {
             id: id.into(),
             sequence: self.sequence,

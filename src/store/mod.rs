@@ -11,7 +11,7 @@ use create::claim_key;
 use crate::error::Error;
 pub use crate::platform::{Cas, KeyValue, StoreError, SwapError};
 use crate::platform::{Clock, Random};
-use crate::record::{AppliedOperation, RecordHead, UserRecord};
+use crate::record::{AppliedOperation, HistoryChunk, RecordHead, UserRecord, chunk_key};
 use std::time::Duration;
 
 /// Attempts before an update gives up with `Error::TooMuchContention`.
@@ -69,6 +69,15 @@ impl Updater<'_> {
             .transpose()
     }
 
+    /// Reads a history chunk that a record references: a missing chunk, or one that does not
+    /// parse, makes the record corrupt (chunks are written before the record that names them).
+    pub fn read_history_chunk(&self, key: &str) -> Result<HistoryChunk, Error> {
+        let bytes = self.kv.get(key).map_err(|e| Error::StoreUnavailable(e.0))?;
+        let bytes = bytes
+            .ok_or_else(|| Error::CorruptRecord(format!("the history chunk {key} is missing")))?;
+        HistoryChunk::from_bytes(&bytes).map_err(Error::CorruptRecord)
+    }
+
     /// Applies `change` to the record at `key` atomically, at most once, under operation `op_id`.
     ///
     /// `change` may run several times (once per attempt) and must be pure apart from its result.
@@ -88,6 +97,8 @@ impl Updater<'_> {
     ) -> Result<Updated<T>, Error> {
         let mut unconfirmed: Option<T> = None;
         let mut last_store_error = None;
+        // The history chunk the last attempt wrote, until a read shows whether its swap landed.
+        let mut unconfirmed_chunk: Option<String> = None;
         for attempt in 0..=MAX_ATTEMPTS {
             let cas = match self.kv.start_swap(key) {
                 Ok(cas) => cas,
@@ -111,6 +122,9 @@ impl Updater<'_> {
                     operation: Some(operation),
                     value,
                 });
+            }
+            if let Some(chunk) = unconfirmed_chunk.take() {
+                self.forget_chunk_unless_referenced(chunk, current.as_ref());
             }
             if attempt == MAX_ATTEMPTS {
                 // This pass only confirmed that the last attempt did not land.
@@ -150,6 +164,7 @@ impl Updater<'_> {
                     value,
                 } => {
                     let operation = record.commit(op_id, events, self.clock.now());
+                    unconfirmed_chunk = self.spill(key, &mut record)?;
                     match cas.swap(record.to_bytes()) {
                         Ok(()) => {
                             return Ok(Updated {
@@ -172,6 +187,33 @@ impl Updater<'_> {
         }
     }
 
+    /// Moves the record's oldest events into a new history chunk when it has too many inline
+    /// ([`UserRecord::spill`]), and stores the chunk: before the record's swap, so that a record
+    /// never references a chunk that is not there. Answers the chunk's key.
+    fn spill(&self, key: &str, record: &mut UserRecord) -> Result<Option<String>, Error> {
+        let Some((chunk_key, chunk)) = record.spill(|last| chunk_key(key, last, self.random.u64()))
+        else {
+            return Ok(None);
+        };
+        self.kv
+            .set(&chunk_key, &chunk.to_bytes())
+            .map_err(|e| Error::StoreUnavailable(e.0))?;
+        Ok(Some(chunk_key))
+    }
+
+    /// Deletes a chunk whose swap did not land, seen from the record read since: neither the
+    /// update's operation nor the chunk is in it. (A swap that landed is found by its operation
+    /// id, as is any record built on it, so such a chunk is kept.) Best effort: a chunk left
+    /// behind is only a stray key, never read as history.
+    fn forget_chunk_unless_referenced(&self, chunk: String, current: Option<&UserRecord>) {
+        let referenced = current
+            .and_then(|record| record.history.as_ref())
+            .is_some_and(|history| history.newest == chunk);
+        if !referenced {
+            let _ = self.kv.delete(&chunk);
+        }
+    }
+
     /// Sleeps a random time up to an exponentially growing bound, so racing requests spread out.
     fn back_off(&self, attempt: u32) {
         let bound_ms = (1u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
@@ -187,6 +229,8 @@ fn decode(bytes: &[u8]) -> Result<UserRecord, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::EventKind;
+    use crate::record::history::{INLINE_KEPT, INLINE_MAX};
     use crate::test_support::{CountingRandom, FixedClock, MemoryKv};
     use crate::time::Timestamp;
     use std::cell::Cell;
@@ -380,5 +424,99 @@ mod tests {
         assert_eq!(made.unwrap(), b"one");
         let again = by_swap(&kv, &clock, &random).create_once("s", || b"two".to_vec());
         assert_eq!(again.unwrap(), b"one", "the first value stays");
+    }
+
+    /// A change that adds two stored events.
+    fn two_events(record: Option<UserRecord>) -> Result<Change<()>, Error> {
+        let mut record = record.unwrap_or_else(|| UserRecord::new("u", "o", Timestamp::new(1, 0)));
+        record.add_events(&[EventKind::CodeAdded, EventKind::CodeAdded], None, None);
+        Ok(Change::Write {
+            record,
+            events: 2,
+            value: (),
+        })
+    }
+
+    /// A record whose inline events are full: the next change moves the oldest into a chunk.
+    fn full_record(kv: &MemoryKv, clock: &FixedClock, random: &dyn Random) {
+        for i in 0..INLINE_MAX / 2 {
+            by_swap(kv, clock, random)
+                .update("k", &format!("fill-{i}"), two_events)
+                .unwrap();
+        }
+        let record = by_swap(kv, clock, random).read("k").unwrap().unwrap();
+        assert_eq!((record.events.len(), record.history), (INLINE_MAX, None));
+    }
+
+    fn history_keys(kv: &MemoryKv) -> Vec<String> {
+        let data = kv.data.borrow();
+        data.keys()
+            .filter(|key| key.starts_with("history:"))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_chunk_is_stored_before_the_record_that_names_it() {
+        let (kv, clock, random) = fixtures();
+        full_record(&kv, &clock, &random);
+        by_swap(&kv, &clock, &random)
+            .update("k", "op", two_events)
+            .unwrap();
+        let record = by_swap(&kv, &clock, &random).read("k").unwrap().unwrap();
+        let history = record.history.expect("a chunk");
+        assert_eq!(history.events, (INLINE_MAX + 2 - INLINE_KEPT) as u64);
+        assert_eq!(record.events.len(), INLINE_KEPT);
+        assert_eq!(history_keys(&kv), std::slice::from_ref(&history.newest));
+        let chunk = by_swap(&kv, &clock, &random)
+            .read_history_chunk(&history.newest)
+            .unwrap();
+        let sequences: Vec<u64> = chunk
+            .events
+            .to_vec()
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(sequences, (1..=history.events).collect::<Vec<u64>>());
+        assert_eq!(chunk.previous, None);
+    }
+
+    #[test]
+    fn a_chunk_whose_swap_lost_is_deleted_and_never_named() {
+        let (kv, clock, random) = fixtures();
+        full_record(&kv, &clock, &random);
+        // Another writer slips in before the swap: the first attempt's chunk is left unnamed.
+        kv.interleave.set(1);
+        by_swap(&kv, &clock, &random)
+            .update("k", "op", two_events)
+            .unwrap();
+        let record = by_swap(&kv, &clock, &random).read("k").unwrap().unwrap();
+        let named = record.history.expect("a chunk").newest;
+        assert_eq!(
+            history_keys(&kv),
+            [named],
+            "the lost attempt's chunk is gone"
+        );
+    }
+
+    #[test]
+    fn a_chunk_whose_swap_wrote_but_reported_failure_is_kept() {
+        let (kv, clock, random) = fixtures();
+        full_record(&kv, &clock, &random);
+        kv.write_then_conflict.set(true);
+        by_swap(&kv, &clock, &random)
+            .update("k", "op", two_events)
+            .unwrap();
+        kv.write_then_conflict.set(false);
+        let record = by_swap(&kv, &clock, &random).read("k").unwrap().unwrap();
+        assert_eq!(record.sequence, INLINE_MAX as u64 + 2, "applied once");
+        let named = record.history.expect("a chunk").newest;
+        assert_eq!(history_keys(&kv), std::slice::from_ref(&named));
+        assert!(
+            by_swap(&kv, &clock, &random)
+                .read_history_chunk(&named)
+                .is_ok()
+        );
     }
 }

@@ -210,6 +210,53 @@ async fn list_my_user_changes_over_json_pages_by_sequence_both_ways() {
     assert!(host.record("ida").is_none(), "listing creates no record");
 }
 
+/// A history longer than a record keeps inline is listed whole: older events come back from the
+/// history chunks the host's store holds, in either order and by page.
+#[tokio::test]
+async fn a_long_history_is_listed_whole_from_its_chunks() {
+    let host = support::start().await;
+    for i in 0..40 {
+        let set = host
+            .set_phone("kai", &format!("+41 71 000 01 0{}", i % 2))
+            .await;
+        assert_eq!(set.status, 200, "{:?}", set.body);
+    }
+    let record = host.record("kai").expect("a record");
+    let inline = record["events"].as_array().expect("events").len() as u64;
+    assert!(inline <= 48, "{inline} events inline");
+    let in_chunks = record["history"]["events"].as_u64().expect("a history");
+    assert_eq!(in_chunks + inline, 80);
+    let newest = record["history"]["newest"]
+        .as_str()
+        .expect("the newest chunk");
+    let chunk = host
+        .store
+        .snapshot("default", newest)
+        .expect("the chunk is stored");
+    let chunk: Value = serde_json::from_slice(&chunk).expect("a chunk is JSON");
+    assert!(
+        chunk["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "{chunk}"
+    );
+
+    let page = |query: Value| list_json(&host, "kai", json!({ "query": query }));
+    let newest_first: Vec<u64> = (1..=80).rev().collect();
+    assert_eq!(sequences(&page(json!({"limit": 1000})).await), newest_first);
+    let oldest_first: Vec<u64> = (1..=80).collect();
+    assert_eq!(
+        sequences(&page(json!({"limit": 1000, "asc": true})).await),
+        oldest_first
+    );
+    assert_eq!(
+        sequences(&page(json!({"sequence": "10", "limit": 3, "asc": true})).await),
+        [11, 12, 13]
+    );
+    assert_eq!(
+        sequences(&page(json!({"sequence": "10", "limit": 3})).await),
+        [9, 8, 7]
+    );
+}
+
 #[tokio::test]
 async fn bad_change_queries_are_invalid_arguments_and_change_nothing() {
     let host = support::start().await;
