@@ -22,7 +22,7 @@ pub(crate) const MAX_MAX_MEMORY_MIB: usize = 4096;
 pub(crate) const MAX_REQUEST_TIMEOUT_SECS: f64 = 3600.0;
 
 /// `dev-identity --users`'s largest value.
-pub(crate) const MAX_DEV_USERS: usize = 10_000;
+pub(crate) const MAX_DEV_USERS: usize = 200_000;
 
 /// Reference host for set-my-phone: embeds wasmtime, provides key-value and SMS.
 #[derive(Debug, Parser)]
@@ -59,7 +59,7 @@ pub(crate) enum Command {
         /// The issuer URL the component is told to trust (AUTH_ISSUER).
         #[arg(long, value_name = "URL")]
         issuer: String,
-        /// How many users get a token (1 to 10000).
+        /// How many users get a token (1 to 200000).
         #[arg(long, value_name = "N", default_value = "1", value_parser = parse_users)]
         users: usize,
         /// Where to write the users' tokens, one a line.
@@ -350,7 +350,7 @@ pub(crate) fn parse_users(n: &str) -> anyhow::Result<usize> {
     n.parse()
         .ok()
         .filter(|n| (1..=MAX_DEV_USERS).contains(n))
-        .context("not a number from 1 to 10000")
+        .context("not a number from 1 to 200000")
 }
 
 /// A command-line error as one line: clap's message without its tips and usage, which follow
@@ -562,19 +562,19 @@ mod tests {
             let line = format!("dev-identity --issuer https://dev.invalid --alg {bad}");
             assert!(parse(&line).is_err(), "--alg {bad:?}");
         }
-        let line = "dev-identity --issuer https://b.invalid --users 10000 --tokens-file t";
+        let line = "dev-identity --issuer https://b.invalid --users 200000 --tokens-file t";
         assert!(matches!(
             parse(line),
             Ok(Cli {
                 command: Command::DevIdentity {
-                    users: 10_000,
+                    users: 200_000,
                     tokens_file: Some(_),
                     ..
                 }
             })
         ));
         assert!(parse("dev-identity").is_err(), "--issuer is required");
-        for bad in ["0", "10001", "x"] {
+        for bad in ["0", "200001", "x"] {
             let line = format!("dev-identity --issuer https://dev.invalid --users {bad}");
             assert!(parse(&line).is_err(), "--users {bad:?}");
         }
