@@ -78,6 +78,8 @@ fn a_long_history_moves_into_chunks_and_lists_whole_and_in_pages() {
     assert_eq!(list(&world, 40, 3, false).unwrap(), [39, 38, 37]);
     assert_eq!(list(&world, 1, 3, false).unwrap(), Vec::<u64>::new());
     assert_eq!(list(&world, 149, 0, true).unwrap(), [150]);
+    assert_eq!(list(&world, u64::MAX, 0, true).unwrap(), Vec::<u64>::new());
+    assert_eq!(list(&world, u64::MAX, 2, false).unwrap(), [150, 149]);
     let changes = world
         .call(|caller| list_my_user_changes(caller, ChangeQuery::default()))
         .unwrap();

@@ -57,7 +57,7 @@ pub fn list_my_user_changes(caller: &Caller, query: ChangeQuery) -> Result<Vec<C
         let oldest = runs.last().and_then(|run| run.first()).map(|e| e.sequence);
         if query.asc {
             // Every event after `query.sequence` is in hand once a run starts at or before it.
-            oldest.is_some_and(|oldest| oldest <= query.sequence + 1)
+            oldest.is_some_and(|oldest| oldest <= query.sequence.saturating_add(1))
         } else {
             let wanted = runs
                 .iter()

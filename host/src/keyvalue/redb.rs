@@ -50,6 +50,11 @@ const VERSION_LEN: usize = 8;
 /// Most operations one commit carries; the rest wait for the next commit.
 const MAX_BATCH_OPS: usize = 1024;
 
+/// redb's own page cache. Its default (1 GiB) filled as the store grew, and the store keeps
+/// growing: users' history is kept (in chunks), so the host's memory rose with it (the soak,
+/// bench/README.md). Pages beyond it are read back through the OS page cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// Most value bytes one commit carries (a single larger value still goes, alone), so that one
 /// batch's transaction stays a bounded amount of memory.
 const MAX_BATCH_BYTES: usize = 16 << 20;
@@ -127,7 +132,9 @@ impl RedbBackend {
                 BackendError::new(format!("cannot create {}: {err}", parent.display()))
             })?;
         }
-        let db = Database::create(path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
             .map_err(|err| BackendError::new(format!("cannot open {}: {err}", path.display())))?;
         Self::start(db, path.to_owned())
     }
