@@ -1,7 +1,8 @@
 //! Storage behind a small compare-and-swap trait, and the one update path every change takes:
 //! read, apply, swap, with bounded retries, treating a failed swap as "may have been written".
-//! Keys are created only through [`Updater::create_once`] (module `create`), never by a swap from
-//! "absent" that several callers could win.
+//! A record is created through [`Updater::create_once`] (module `create`), or, on stores whose swap
+//! from absent has exactly one winner (`KV_CREATE=swap`), by that swap. A record's older events
+//! go into history chunks, each stored before the swap that names it (`record::history`).
 
 mod create;
 
