@@ -265,6 +265,15 @@ fn store_files(dir: &Path, prefix: &str) -> Vec<(PathBuf, Vec<u8>)> {
     found
 }
 
+/// Whether `path` is a lock (or break marker) of a history chunk's key (`history:…`, stored
+/// percent-encoded after a `k`: adapters/kv-file/src/name.rs).
+fn is_history_chunk_lock(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    [".lock-khistory%3A", ".break-khistory%3A"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 /// Waits until `condition` holds, polling; panics with `what` after [`PATIENCE`].
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -377,6 +386,10 @@ async fn sigkill_mid_write_on_the_file_store_loses_nothing_and_stale_locks_are_b
             .sum();
         left_locks = store_files(&data, ".lock-");
         left_locks.extend(store_files(&data, ".break-"));
+        // A history chunk is written once, under a key of its own, before the record's swap
+        // that would reference it: a kill mid-write leaves its lock, which no later write
+        // breaks, and the chunk unreferenced (never read as history: src/record/history.rs).
+        left_locks.retain(|(path, _)| !is_history_chunk_lock(path));
         total_left += left_locks.len();
 
         serve = Serve::start(&data, &log).await;
