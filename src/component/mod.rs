@@ -1,6 +1,7 @@
 //! The wasm32 side: generated WIT bindings and the thin export that adapts them to the
 //! native API (`api::handle`). Nothing here decides behaviour.
 
+mod heap;
 mod services;
 mod wasi_http;
 
@@ -43,6 +44,7 @@ struct Component;
 impl bindings::Guest for Component {
     fn wizer_initialize() {
         crate::number::warm_up();
+        heap::plug_holes();
     }
 }
 
