@@ -92,6 +92,10 @@ pub type Settings<'a> = dyn Fn(&str) -> Result<Option<String>, SettingsUnavailab
 /// Everything the API needs from its host.
 pub struct Services<'a> {
     pub settings: &'a Settings<'a>,
+    /// `Some(n)`: the settings are exactly those of every earlier request in this instance that
+    /// had the same `n` (the component compares what the host passed), so what was parsed from
+    /// them holds; `None`: not known, read them all.
+    pub settings_generation: Option<u64>,
     pub open_store: &'a StoreOpener,
     pub clock: &'a dyn Clock,
     pub random: &'a dyn Random,

@@ -16,7 +16,7 @@ pub(super) fn authorize<'a>(
     request: &Request,
 ) -> Result<Caller<'a>, Error> {
     let authorization = request.header("authorization");
-    let config = Config::load(services.settings)?;
+    let config = Config::load(services.settings, services.settings_generation)?;
     // Without any header there is nothing to look up: answer before touching the store.
     if authorization.is_none() {
         return Err(Error::AuthHeaderMissing);

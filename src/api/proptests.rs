@@ -490,6 +490,7 @@ proptest! {
         let (clock, random) = (FixedClock::at(1_800_000_000), CountingRandom(Cell::new(0)));
         let services = Services {
             settings: &|name: &str| Ok(env(name)),
+            settings_generation: None,
             open_store: &open_store,
             clock: &clock,
             random: &random,

@@ -277,6 +277,7 @@ impl Deployment {
             move |_: &str| -> Result<Box<dyn KeyValue>, OpenError> { Ok(Box::new(Rc::clone(&kv))) };
         let services = Services {
             settings: &|name: &str| Ok(env(name)),
+            settings_generation: None,
             open_store: &open,
             clock: &self.clock,
             random: &self.random,
@@ -349,6 +350,50 @@ fn two_callers_alternating_through_one_instance_each_see_only_their_own_phone() 
     assert_eq!(deployment.phone(&bob), (401, None));
 }
 
+/// A settings generation the component has seen before means the same settings: they are not
+/// read again; another generation reads them, and invalid settings are never kept for one.
+#[test]
+fn settings_of_a_known_generation_are_not_read_again() {
+    forget_instance();
+    let env = RefCell::new(vec![
+        ("AUTH_ISSUER", ISSUER.to_string()),
+        ("AUTH_JWKS", jwks(&KEY_1, "k")),
+    ]);
+    let reads = std::cell::Cell::new(0);
+    let lookup = |name: &str| {
+        reads.set(reads.get() + 1);
+        Ok(env
+            .borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone()))
+    };
+    let first = Config::load(&lookup, Some(7)).expect("valid");
+    assert!(reads.get() > 0);
+    reads.set(0);
+    let again = Config::load(&lookup, Some(7)).expect("valid");
+    assert!(Rc::ptr_eq(&first, &again));
+    assert_eq!(reads.get(), 0, "a known generation reads nothing");
+
+    env.borrow_mut().push(("PHONE_CODE_LENGTH", "8".into()));
+    let changed = Config::load(&lookup, Some(8)).expect("valid");
+    assert!(reads.get() > 0);
+    assert_eq!((first.code_length, changed.code_length), (6, 8));
+
+    env.borrow_mut()[1].1 = "{".into();
+    for _ in 0..2 {
+        reads.set(0);
+        assert!(matches!(
+            Config::load(&lookup, Some(9)),
+            Err(Error::Config {
+                variable: "AUTH_JWKS",
+                ..
+            })
+        ));
+        assert!(reads.get() > 0, "invalid settings are read every time");
+    }
+}
+
 #[test]
 fn settings_are_parsed_once_per_environment() {
     forget_instance();
@@ -363,16 +408,16 @@ fn settings_are_parsed_once_per_environment() {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone()))
     };
-    let first = Config::load(&lookup).expect("valid");
-    let again = Config::load(&lookup).expect("valid");
+    let first = Config::load(&lookup, None).expect("valid");
+    let again = Config::load(&lookup, None).expect("valid");
     assert!(Rc::ptr_eq(&first, &again), "parsed once");
     env.borrow_mut().push(("PHONE_CODE_LENGTH", "8".into()));
-    let changed = Config::load(&lookup).expect("valid");
+    let changed = Config::load(&lookup, None).expect("valid");
     assert!(!Rc::ptr_eq(&first, &changed));
     assert_eq!((first.code_length, changed.code_length), (6, 8));
     env.borrow_mut()[1].1 = "{".into();
     assert!(matches!(
-        Config::load(&lookup),
+        Config::load(&lookup, None),
         Err(Error::Config {
             variable: "AUTH_JWKS",
             ..

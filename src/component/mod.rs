@@ -57,6 +57,7 @@ impl Guest for Component {
         let open_store = services::open_store;
         let services = crate::platform::Services {
             settings: &lookup,
+            settings_generation: Some(settings.generation()),
             open_store: &open_store,
             clock: &services::WasiClock,
             random: &services::WasiRandom,

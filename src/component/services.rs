@@ -9,42 +9,82 @@ use crate::platform::{OpenError, SettingsUnavailable};
 use crate::sms::{Message, SendError, Sms};
 use crate::store::{Cas, KeyValue, StoreError, SwapError};
 use crate::time::Timestamp;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 use wasip2::clocks::{monotonic_clock, wall_clock};
 
 /// The settings as the host passes them, read once per request: the environment and
 /// `wasi:config/store` (Spin variables), combined by the wire crate's precedence.
 pub struct HostSettings {
+    maps: Rc<SettingsMaps>,
+    generation: u64,
+}
+
+/// The settings by name, as looked up.
+struct SettingsMaps {
     env: HashMap<String, String>,
     config: Result<HashMap<String, String>, SettingsUnavailable>,
 }
 
+/// What the host passed: the environment's pairs and the config store's (or its error).
+type HostPairs = (
+    Vec<(String, String)>,
+    Result<Vec<(String, String)>, SettingsUnavailable>,
+);
+
+thread_local! {
+    /// The last request's pairs, their maps and their generation: a request whose pairs are the
+    /// same gets the same generation and maps, so that nothing is parsed or hashed again.
+    static LAST: RefCell<Option<(HostPairs, Rc<SettingsMaps>, u64)>> = const { RefCell::new(None) };
+}
+
 impl HostSettings {
     pub fn read() -> Self {
-        let config = config_store::get_all()
-            .map(|pairs| pairs.into_iter().collect())
-            .map_err(|error| {
-                SettingsUnavailable(match error {
-                    config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
-                    config_store::Error::Io(why) => format!("wasi:config io: {why}"),
-                })
+        let config = config_store::get_all().map_err(|error| {
+            SettingsUnavailable(match error {
+                config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
+                config_store::Error::Io(why) => format!("wasi:config io: {why}"),
+            })
+        });
+        let pairs: HostPairs = (wasip2::cli::environment::get_environment(), config);
+        LAST.with_borrow_mut(|last| {
+            if let Some((seen, maps, generation)) = last.as_ref()
+                && *seen == pairs
+            {
+                return HostSettings {
+                    maps: Rc::clone(maps),
+                    generation: *generation,
+                };
+            }
+            let generation = last.as_ref().map_or(0, |(_, _, seen)| seen.wrapping_add(1));
+            let maps = Rc::new(SettingsMaps {
+                env: pairs.0.iter().cloned().collect(),
+                config: pairs
+                    .1
+                    .as_ref()
+                    .map(|pairs| pairs.iter().cloned().collect())
+                    .map_err(Clone::clone),
             });
-        HostSettings {
-            env: wasip2::cli::environment::get_environment()
-                .into_iter()
-                .collect(),
-            config,
-        }
+            *last = Some((pairs, Rc::clone(&maps), generation));
+            HostSettings { maps, generation }
+        })
+    }
+
+    /// Equal for two requests of this instance exactly when the host passed the same settings
+    /// (`Services::settings_generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// A setting by its environment name; a failed config store fails every lookup, so that
     /// no request runs on half its settings.
     pub fn get(&self, name: &str) -> Result<Option<String>, SettingsUnavailable> {
-        let config = self.config.as_ref().map_err(Clone::clone)?;
+        let config = self.maps.config.as_ref().map_err(Clone::clone)?;
         Ok(set_my_phone_wire::settings::resolve(
             name,
-            |name| self.env.get(name).cloned(),
+            |name| self.maps.env.get(name).cloned(),
             |key| config.get(key).cloned(),
         ))
     }

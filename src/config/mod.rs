@@ -31,6 +31,8 @@ type Environment = Vec<Option<String>>;
 thread_local! {
     /// Parsed settings by their environment, newest last.
     static PARSED: RefCell<Vec<(Environment, Rc<Config>)>> = const { RefCell::new(Vec::new()) };
+    /// The settings of the last settings generation loaded (see [`Config::load`]).
+    static LAST_GENERATION: RefCell<Option<(u64, Rc<Config>)>> = const { RefCell::new(None) };
 }
 
 /// Below this an HMAC key is too easy to guess.
@@ -82,7 +84,29 @@ pub struct Config {
 impl Config {
     /// The settings in `env`: parsed once per instance for each environment, and parsed again
     /// whenever a variable they are read from changes. Invalid settings are not kept.
-    pub fn load(settings: &Settings<'_>) -> Result<Rc<Config>, Error> {
+    ///
+    /// With a `generation` (`Services::settings_generation`) equal to the last one loaded, the
+    /// settings are the same and are not read again: reading each of the variables cost about
+    /// 5 % of a GetMyPhone on a reused instance (bench/README.md, issue #23).
+    pub fn load(settings: &Settings<'_>, generation: Option<u64>) -> Result<Rc<Config>, Error> {
+        if let Some(generation) = generation {
+            let known = LAST_GENERATION.with_borrow(|last| {
+                last.as_ref()
+                    .filter(|(seen, _)| *seen == generation)
+                    .map(|(_, config)| Rc::clone(config))
+            });
+            if let Some(config) = known {
+                return Ok(config);
+            }
+            let config = Self::load_values(settings)?;
+            LAST_GENERATION.set(Some((generation, Rc::clone(&config))));
+            return Ok(config);
+        }
+        Self::load_values(settings)
+    }
+
+    /// [`Config::load`] by the values of every variable.
+    fn load_values(settings: &Settings<'_>) -> Result<Rc<Config>, Error> {
         let values: Environment = variables()
             .map(settings)
             .collect::<Result<_, _>>()
@@ -261,6 +285,7 @@ impl Config {
 #[cfg(test)]
 pub fn forget_parsed() {
     PARSED.with_borrow_mut(Vec::clear);
+    LAST_GENERATION.set(None);
 }
 
 /// The optional allow-list of where phone numbers may come from.

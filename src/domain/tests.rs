@@ -72,6 +72,7 @@ impl World {
             move |_: &str| -> Result<Box<dyn KeyValue>, OpenError> { Ok(Box::new(Rc::clone(&kv))) };
         let services = Services {
             settings: &|name: &str| Ok(env(name)),
+            settings_generation: None,
             open_store: &open,
             clock: &self.clock,
             random: &self.random,

@@ -141,6 +141,7 @@ fn serve(
     let (clock, random) = (FixedClock::at(1_800_000_000), CountingRandom(Cell::new(7)));
     let services = Services {
         settings: &|name: &str| Ok(env(name)),
+        settings_generation: None,
         open_store: &open,
         clock: &clock,
         random: &random,
