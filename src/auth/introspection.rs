@@ -39,8 +39,8 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
     };
     let now = issuer.clock.now().seconds;
     let hash = TokenHash::of(token);
-    let settings = verified::settings(config);
-    let verdict = match verified::recall(Kind::Introspection, &hash, issuer.kv, &settings, now) {
+    let settings = config.judged_by();
+    let verdict = match verified::recall(Kind::Introspection, &hash, issuer.kv, settings, now) {
         Some(verdict) => verdict,
         None => {
             let answer = ask(issuer, client, token, now)?;
@@ -58,7 +58,7 @@ pub fn introspect(issuer: &Issuer, token: &str) -> Result<Principal, Error> {
                 Kind::Introspection,
                 &hash,
                 issuer.kv,
-                settings,
+                settings.to_owned(),
                 now,
                 until,
                 verdict.clone(),

@@ -90,8 +90,8 @@ fn verify_jwt(
     let key = jwt::select_key(header, &keys).map_err(Error::TokenInvalid)?;
     let now = issuer.clock.now();
     let hash = TokenHash::of(token);
-    let settings = verified::settings(config);
-    let recalled = verified::recall(Kind::Signature, &hash, issuer.kv, &settings, now.seconds)
+    let settings = config.judged_by();
+    let recalled = verified::recall(Kind::Signature, &hash, issuer.kv, settings, now.seconds)
         .and_then(Result::ok)
         .filter(|known| known.key.as_deref() == Some(key.thumbprint.as_str()));
     if let Some(known) = recalled {
@@ -123,7 +123,7 @@ fn verify_jwt(
             Kind::Signature,
             &hash,
             issuer.kv,
-            settings,
+            settings.to_owned(),
             now.seconds,
             until,
             Ok(known.clone()),

@@ -28,6 +28,9 @@ pub struct AuthSettings {
     /// Accepted `aud` values; `None` means not checked.
     pub audiences: Option<Vec<String>>,
     pub resource_owner_claim: String,
+    /// [`super::verified::settings`] of these settings, worked out once when they are parsed
+    /// rather than on every request (a SHA-256 of their JSON).
+    judged_by: String,
 }
 
 /// Where the issuer's signing keys come from.
@@ -140,6 +143,8 @@ impl AuthSettings {
         });
         let resource_owner_claim =
             get("AUTH_RESOURCE_OWNER_CLAIM").unwrap_or_else(|| DEFAULT_RESOURCE_OWNER_CLAIM.into());
+        let judged_by =
+            super::verified::settings(&issuer, audiences.as_deref(), &resource_owner_claim);
         Ok(AuthSettings {
             issuer,
             keys,
@@ -149,7 +154,14 @@ impl AuthSettings {
             introspection_cache_seconds,
             audiences,
             resource_owner_claim,
+            judged_by,
         })
+    }
+
+    /// What in these settings decides whether a token names a caller: a remembered verdict
+    /// counts only under the same value.
+    pub fn judged_by(&self) -> &str {
+        &self.judged_by
     }
 }
 

@@ -9,7 +9,6 @@
 //! only until its end (never past the token's `exp`). A JWT's entry counts only while the key
 //! the token names is the key that verified it: a rotated key, or one gone, means a new check.
 
-use super::AuthSettings;
 use super::cache::{self, Entry};
 use super::{Principal, jwt};
 use crate::error::Error;
@@ -111,9 +110,8 @@ impl TokenHash {
 
 /// What in the settings decides whether a token names a caller: a remembered verdict counts only
 /// under the same issuer, audiences and resource-owner claim.
-pub fn settings(config: &AuthSettings) -> String {
-    let judged_by =
-        serde_json::json!([config.issuer, config.audiences, config.resource_owner_claim]);
+pub fn settings(issuer: &str, audiences: Option<&[String]>, resource_owner_claim: &str) -> String {
+    let judged_by = serde_json::json!([issuer, audiences, resource_owner_claim]);
     hex::encode(Sha256::digest(judged_by.to_string().as_bytes()))
 }
 
