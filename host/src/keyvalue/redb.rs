@@ -15,7 +15,7 @@
 //!
 //! Counters are the exception: a batch of increments only is committed without a sync and
 //! answered at once; the writer then makes it durable with its next durable commit, or, when
-//! nothing else is queued, with a commit of its own right after answering. The core's counters are
+//! no other write comes within [`IDLE_SYNC_DELAY`], with a commit of its own. The core's counters are
 //! the limits on codes across accounts (five per SetMyPhone), creation claims and cache refetch
 //! slots: each is exact while the process runs, and redb's commits are ordered, so a claim is on
 //! disk before the record it guards. A crash can lose the increments of the last moment, which only
@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ::redb::{
     Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError,
@@ -54,6 +55,10 @@ const MAX_BATCH_OPS: usize = 1024;
 /// growing: users' history is kept (in chunks), so the host's memory rose with it (the soak,
 /// bench/README.md). Pages beyond it are read back through the OS page cache.
 const CACHE_BYTES: usize = 32 << 20;
+
+/// How long the writer waits, with counters committed but not synced, for another write (whose
+/// durable commit makes them durable too) before it syncs them on its own.
+const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
 /// Most value bytes one commit carries (a single larger value still goes, alone), so that one
 /// batch's transaction stays a bounded amount of memory.
@@ -136,11 +141,12 @@ impl RedbBackend {
             .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|err| BackendError::new(format!("cannot open {}: {err}", path.display())))?;
-        Self::start(db, path.to_owned())
+        Self::start(db, path.to_owned(), IDLE_SYNC_DELAY)
     }
 
-    /// Prepares the open database `db` (found at `path`) and starts its writer.
-    fn start(db: Database, path: PathBuf) -> Result<Self, BackendError> {
+    /// Prepares the open database `db` (found at `path`) and starts its writer, which syncs
+    /// counters on its own after `idle_sync_delay` without another write.
+    fn start(db: Database, path: PathBuf, idle_sync_delay: Duration) -> Result<Self, BackendError> {
         let cannot_write = |err: &dyn std::fmt::Display| {
             BackendError::new(format!("cannot write {}: {err}", path.display()))
         };
@@ -157,7 +163,7 @@ impl RedbBackend {
             let (db, commits) = (Arc::clone(&db), Arc::clone(&commits));
             std::thread::Builder::new()
                 .name("redb-writer".into())
-                .spawn(move || write_loop(&db, &queue, &commits))
+                .spawn(move || write_loop(&db, &queue, &commits, idle_sync_delay))
                 .map_err(|err| {
                     BackendError::new(format!(
                         "cannot start the writer of {}: {err}",

@@ -277,22 +277,35 @@ pub(super) fn sync(db: &Database, commits: &AtomicU64) -> bool {
 
 /// The writer thread: takes everything queued (up to the batch bounds), commits it as one batch,
 /// answers every caller, and repeats until every sender is gone.
-pub(super) fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
+pub(super) fn write_loop(
+    db: &Database,
+    jobs: &mpsc::Receiver<Job>,
+    commits: &AtomicU64,
+    idle_sync_delay: Duration,
+) {
     // Whether a commit without a sync awaits the next durable one.
     let mut unsynced = false;
     loop {
         let first = match jobs.try_recv() {
             Ok(job) => job,
             Err(mpsc::TryRecvError::Empty) if unsynced => {
-                // Idle: make the counters durable before waiting.
-                if sync(db, commits) {
-                    unsynced = false;
-                    continue;
-                }
-                // The disk refuses: the next write's commit tries again.
-                match jobs.recv() {
+                // Idle: make the counters durable, unless a write comes first. Syncing the
+                // moment the queue ran dry made the request that had just incremented wait
+                // for that sync with its next increment or its record (issue #23).
+                match jobs.recv_timeout(idle_sync_delay) {
                     Ok(job) => job,
-                    Err(_) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if sync(db, commits) {
+                            unsynced = false;
+                            continue;
+                        }
+                        // The disk refuses: the next write's commit tries again.
+                        match jobs.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
             Err(mpsc::TryRecvError::Empty) => match jobs.recv() {
