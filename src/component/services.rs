@@ -72,8 +72,9 @@ impl HostSettings {
         })
     }
 
-    /// Equal for two requests of this instance exactly when the host passed the same settings
-    /// (`Services::settings_generation`).
+    /// The same for two requests of this instance only if the host passed both the same
+    /// settings (`Services::settings_generation`); consecutive requests with the same settings
+    /// always share it.
     pub fn generation(&self) -> u64 {
         self.generation
     }
