@@ -13,14 +13,17 @@
 //! operation of its batch. Reads run in read transactions beside the writer: a key's read on the
 //! caller's thread, a page of keys on the blocking thread pool.
 //!
-//! Counters are the exception: a batch of increments only is committed without a sync and
-//! answered at once; the writer then makes it durable with its next durable commit, or, when
-//! no other write comes within [`IDLE_SYNC_DELAY`], with a commit of its own. The core's counters are
-//! the limits on codes across accounts (five per SetMyPhone), creation claims and cache refetch
-//! slots: each is exact while the process runs, and redb's commits are ordered, so a claim is on
-//! disk before the record it guards. A crash can lose the increments of the last moment, which only
-//! lets a few more codes through; waiting for a sync per increment halved SetMyPhone's throughput
-//! (bench/README.md).
+//! Counters and cache entries are the exception: a batch of only increments, and sets and deletes
+//! of keys under [`CACHE_PREFIX`], is committed without a sync and answered at once; the writer
+//! then makes it durable with its next durable commit, or, when no other write comes within
+//! [`IDLE_SYNC_DELAY`], with a commit of its own. The core's counters are the limits on codes
+//! across accounts (five per SetMyPhone), creation claims and cache refetch slots: each is exact
+//! while the process runs, and redb's commits are ordered, so a claim is on disk before the record
+//! it guards. A crash can lose the increments of the last moment, which only lets a few more codes
+//! through; waiting for a sync per increment halved SetMyPhone's throughput (bench/README.md). The
+//! cache entries (`auth:<cache>:…`, docs/storage.md) hold what the core learnt from the issuer; a
+//! lost one is learnt again. Waiting for a sync to remember a verified token made a user's first
+//! request wait for two syncs where a later one waits for one.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +41,10 @@ use super::{Backend, BackendError, KeyPage, Swap, Version, Versioned};
 
 /// Keys per [`Backend::list_keys`] page.
 const PAGE_SIZE: usize = 1000;
+
+/// Keys under this prefix are the core's caches (docs/storage.md): their writes do not wait for
+/// a sync, as counters do not.
+const CACHE_PREFIX: &str = "auth:";
 
 /// The table of bookkeeping values.
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");

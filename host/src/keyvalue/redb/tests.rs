@@ -500,6 +500,31 @@ async fn a_write_soon_after_counters_makes_them_durable_with_one_commit() -> Out
     Ok(())
 }
 
+/// Cache entries (`auth:…`) are written and deleted like counters, without waiting for a sync;
+/// other keys wait for theirs.
+#[tokio::test]
+async fn cache_entries_do_not_wait_for_a_sync_and_other_keys_do() -> Outcome {
+    let (store, gate) = gated_with(Duration::from_secs(3600))?;
+    let commits_before = store.commits();
+    let syncs_before = gate.syncs();
+    let entry = "auth:verified:00ff";
+    assert_eq!(store.submit(set(entry, "v"))?.await?, Ok(Done::Set));
+    assert_eq!(
+        store.submit(delete("auth:jwks:01"))?.await?,
+        Ok(Done::Deleted)
+    );
+    assert_eq!(
+        (store.commits(), gate.syncs()),
+        (commits_before, syncs_before)
+    );
+    assert_eq!(store.get(B, entry).await?.value, Some(b"v".to_vec()));
+    // "auth" without its colon is no cache entry.
+    assert_eq!(store.submit(set("author", "v"))?.await?, Ok(Done::Set));
+    assert_eq!(store.commits() - commits_before, 1);
+    assert!(gate.syncs() > syncs_before);
+    Ok(())
+}
+
 /// Counters written without a sync are on disk after the store is closed.
 #[tokio::test]
 async fn counters_survive_closing_the_store() -> Outcome {

@@ -55,6 +55,21 @@ impl Op {
             Self::Delete { key, .. } | Self::Increment { key, .. } => key.len(),
         }
     }
+
+    /// Whether the caller hears "done" only once the operation is on disk: not for counters,
+    /// nor for a set or delete of a cache entry ([`CACHE_PREFIX`]), which a crash may only lose.
+    fn waits_for_sync(&self) -> bool {
+        match self {
+            Self::Increment { .. } => false,
+            Self::Set { key, .. } | Self::Delete { key, .. } => !key.starts_with(CACHE_PREFIX),
+            Self::Swap { .. } => true,
+        }
+    }
+}
+
+/// Whether a batch of `ops` may commit without a sync: none of them waits for one.
+fn unsynced_batch(ops: &[&Op]) -> bool {
+    ops.iter().all(|op| !op.waits_for_sync())
 }
 
 /// What a write did, once its batch is durable.
@@ -205,10 +220,10 @@ pub(super) fn run_batch(
     ops: &[&Op],
     commits: &AtomicU64,
 ) -> Vec<Result<Done, BackendError>> {
-    let counters_only = ops.iter().all(|op| matches!(op, Op::Increment { .. }));
+    let unsynced = unsynced_batch(ops);
     let attempt = || -> Result<Vec<Result<Done, BackendError>>, BackendError> {
         let mut txn = db.begin_write().map_err(db_error)?;
-        if counters_only {
+        if unsynced {
             txn.set_durability(Durability::None)
                 .map_err(|err| BackendError::new(format!("redb: {err}")))?;
         }
@@ -230,7 +245,7 @@ pub(super) fn run_batch(
             // so is every earlier commit without a sync).
             txn.commit()
                 .map_err(|err| BackendError::new(format!("redb: commit failed: {err}")))?;
-            if !counters_only {
+            if !unsynced {
                 commits.fetch_add(1, Ordering::Relaxed);
             }
         } else {
@@ -322,10 +337,10 @@ pub(super) fn write_loop(
             batch.push(job);
         }
         let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
-        let counters_only = ops.iter().all(|op| matches!(op, Op::Increment { .. }));
+        let batch_unsynced = unsynced_batch(&ops);
         let answers = run_batch(db, &ops, commits);
         // A durable batch also made every earlier one durable (unless its commit failed).
-        unsynced = counters_only || (unsynced && answers.iter().any(Result::is_err));
+        unsynced = batch_unsynced || (unsynced && answers.iter().any(Result::is_err));
         for (job, answer) in batch.into_iter().zip(answers) {
             // A caller that stopped waiting (its request was cancelled) needs no answer.
             let _ = job.reply.send(answer);
