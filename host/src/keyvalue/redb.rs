@@ -63,8 +63,8 @@ const MAX_BATCH_OPS: usize = 1024;
 /// bench/README.md). Pages beyond it are read back through the OS page cache.
 const CACHE_BYTES: usize = 32 << 20;
 
-/// How long the writer waits, with counters committed but not synced, for another write (whose
-/// durable commit makes them durable too) before it syncs them on its own.
+/// How long the writer waits, with counters or cache entries committed but not synced, for
+/// another write (whose durable commit makes them durable too) before it syncs them on its own.
 const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
 /// Most value bytes one commit carries (a single larger value still goes, alone), so that one
@@ -152,7 +152,7 @@ impl RedbBackend {
     }
 
     /// Prepares the open database `db` (found at `path`) and starts its writer, which syncs
-    /// counters on its own after `idle_sync_delay` without another write.
+    /// counters and cache entries on its own after `idle_sync_delay` without another write.
     fn start(db: Database, path: PathBuf, idle_sync_delay: Duration) -> Result<Self, BackendError> {
         let cannot_write = |err: &dyn std::fmt::Display| {
             BackendError::new(format!("cannot write {}: {err}", path.display()))

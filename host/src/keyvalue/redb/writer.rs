@@ -304,9 +304,9 @@ pub(super) fn write_loop(
         let first = match jobs.try_recv() {
             Ok(job) => job,
             Err(mpsc::TryRecvError::Empty) if unsynced => {
-                // Idle: make the counters durable, unless a write comes first. Syncing the
-                // moment the queue ran dry made the request that had just incremented wait
-                // for that sync with its next increment or its record (issue #23).
+                // Idle: make counters and cache entries durable, unless a write comes first.
+                // Syncing the moment the queue ran dry made the request that had just
+                // incremented wait for that sync with its next increment or its record (#23).
                 match jobs.recv_timeout(idle_sync_delay) {
                     Ok(job) => job,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
