@@ -38,7 +38,7 @@ pub use time::Timestamp;
 
 /// JWT signature checks as the core runs them, timed in wasm by `bench/verify`; not an API.
 #[doc(hidden)]
-pub use auth::{check_signature, check_signature_with_library};
+pub use auth::{Key, check_key_signature, check_signature, check_signature_with_library};
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

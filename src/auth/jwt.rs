@@ -8,7 +8,7 @@ use super::rsa;
 use crate::time::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, RSAKeyParameters};
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -69,28 +69,55 @@ pub fn select_key(header: &Header, keys: &KeySet) -> Result<Rc<Key>, String> {
 }
 
 /// Checks `token`'s signature by `jwk`, a key that fits `alg` (see [`key_fits`]): RS256 and
-/// PS256 with the core's own RSA check (five times cheaper in wasm than the `rsa` crate's), the
-/// other algorithms through jsonwebtoken. The error string is for the log only.
+/// PS256 with the core's own RSA check (ten times cheaper in wasm than the `rsa` crate's), the
+/// other algorithms through jsonwebtoken. The RSA key is prepared for this one check, as on a
+/// fresh instance; [`check_key_signature`] prepares each held key once. The error string is for
+/// the log only.
 pub fn check_signature(token: &str, alg: Algorithm, jwk: &Jwk) -> Result<(), String> {
-    let AlgorithmParameters::RSA(components) = &jwk.algorithm else {
-        return check_signature_with_library(token, alg, jwk);
-    };
-    let verify = match alg {
-        Algorithm::RS256 => rsa::PublicKey::verify_rs256,
-        Algorithm::PS256 => rsa::PublicKey::verify_ps256,
-        _ => return check_signature_with_library(token, alg, jwk),
-    };
+    match (rsa_check(alg), &jwk.algorithm) {
+        (Some(check), AlgorithmParameters::RSA(components)) => {
+            check_rsa(token, check, &rsa_key(components)?)
+        }
+        _ => check_signature_with_library(token, alg, jwk),
+    }
+}
+
+/// [`check_signature`] by a key of the issuer's set, whose RSA form is prepared once.
+pub fn check_key_signature(token: &str, alg: Algorithm, key: &Key) -> Result<(), String> {
+    match (rsa_check(alg), key.rsa()) {
+        (Some(check), Some(prepared)) => check_rsa(token, check, prepared?),
+        _ => check_signature_with_library(token, alg, &key.jwk),
+    }
+}
+
+type RsaCheck = fn(&rsa::PublicKey, &[u8], &[u8]) -> Result<(), String>;
+
+/// The core's own check of `alg`, for the RSA algorithms it checks itself.
+fn rsa_check(alg: Algorithm) -> Option<RsaCheck> {
+    match alg {
+        Algorithm::RS256 => Some(rsa::PublicKey::verify_rs256),
+        Algorithm::PS256 => Some(rsa::PublicKey::verify_ps256),
+        _ => None,
+    }
+}
+
+fn check_rsa(token: &str, check: RsaCheck, key: &rsa::PublicKey) -> Result<(), String> {
     let (message, signature) = token.rsplit_once('.').ok_or("not a JWT")?;
-    let decode = |what: &str, text: &str| {
-        URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|e| format!("{what}: {e}"))
-    };
-    let key = rsa::PublicKey::new(
+    check(key, message.as_bytes(), &decode("signature", signature)?)
+}
+
+/// The RSA key of a JWK's `n` and `e`. The error string is for the log only.
+pub fn rsa_key(components: &RSAKeyParameters) -> Result<rsa::PublicKey, String> {
+    rsa::PublicKey::new(
         &decode("key n", &components.n)?,
         &decode("key e", &components.e)?,
-    )?;
-    verify(&key, message.as_bytes(), &decode("signature", signature)?)
+    )
+}
+
+fn decode(what: &str, text: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// `token`'s signature checked by jsonwebtoken, as every algorithm was before RSA had its own
@@ -105,19 +132,19 @@ pub fn check_signature_with_library(token: &str, alg: Algorithm, jwk: &Jwk) -> R
     }
 }
 
-/// Verifies signature (by `jwk`, from [`select_key`]), issuer, audience and validity period;
+/// Verifies signature (by `key`, from [`select_key`]), issuer, audience and validity period;
 /// returns the claims. The error string is for the log only.
 pub fn verify(
     token: &str,
     header: &Header,
-    jwk: &Jwk,
+    key: &Key,
     config: &AuthSettings,
     now: Timestamp,
 ) -> Result<Map<String, Value>, String> {
     if !accepted(header.alg) {
         return Err(format!("algorithm {:?} not accepted", header.alg));
     }
-    check_signature(token, header.alg, jwk)?;
+    check_key_signature(token, header.alg, key)?;
     // The signature holds, so the claims may be read; issuer, time and audience are checked
     // below, against our own settings and clock.
     let claims = jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(token)

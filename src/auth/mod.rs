@@ -24,7 +24,8 @@ pub use settings::DEFAULT_RESOURCE_OWNER_CLAIM;
 pub use settings::{AuthSettings, ClientAuth, KeySource};
 
 // The signature step alone, for `bench/verify` (re-exported, hidden, at the crate root).
-pub use jwt::{check_signature, check_signature_with_library};
+pub use jwt::{check_key_signature, check_signature, check_signature_with_library};
+pub use keys::Key;
 
 use crate::error::Error;
 use crate::platform::{Clock, Http, Random};
@@ -102,7 +103,7 @@ fn verify_jwt(
     }
     #[cfg(test)]
     tests::count_signature_check();
-    let claims = jwt::verify(token, header, &key.jwk, config, now).map_err(Error::TokenInvalid)?;
+    let claims = jwt::verify(token, header, &key, config, now).map_err(Error::TokenInvalid)?;
     let principal = principal(&claims, config)?;
     // `verify` made sure there is a finite `exp`; fractions of a second are dropped.
     let exp = claims
