@@ -41,6 +41,8 @@ pub struct MemoryKv {
     pub write_after_gets: RefCell<Option<(String, Vec<u8>, u32)>>,
     pub counters: RefCell<HashMap<String, i64>>,
     pub swaps: Cell<u32>,
+    /// Calls of `increment`, reads by `increment(key, 0)` included.
+    pub increments: Cell<u32>,
 }
 
 impl MemoryKv {
@@ -121,6 +123,7 @@ impl KeyValue for MemoryKv {
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.increments.set(self.increments.get() + 1);
         let mut counters = self.counters.borrow_mut();
         let counter = counters.entry(key.into()).or_insert(0);
         *counter += delta;

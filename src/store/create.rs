@@ -5,17 +5,20 @@
 //! is created once, by one swap from absent that only one caller may make"). Swaps from an existing value are exact there, and `increment` is atomic on every
 //! draft2 store. So a key is created like this:
 //!
-//! 1. `increment(claim, 0)` reads the claim counter `create:<key>` (0: nobody has claimed it).
-//! 2. A creator claims the next epoch with `increment(claim, 1)`. Only the caller whose increment
-//!    answers exactly one more than the epoch it saw owns that epoch; it alone swaps from absent.
-//! 3. Everybody else waits for the key to appear, then works on it with swaps from an existing
+//! 1. A creator claims the next epoch of the claim counter `create:<key>` with
+//!    `increment(claim, 1)`. Only the caller whose increment answers exactly one more than the
+//!    epoch it saw owns that epoch; it alone swaps from absent. The first time, a creator assumes
+//!    epoch 0 (nobody has claimed the key: almost always so) without reading the counter, so an
+//!    uncontended creation makes one increment, not a read by `increment(claim, 0)` and then one;
+//!    later, `increment(claim, 0)` reads the epoch being waited on.
+//! 2. Everybody else waits for the key to appear, then works on it with swaps from an existing
 //!    value. A claim whose owner never writes (it crashed between its two calls) is taken over by
 //!    a waiter after [`CLAIM_LEASE`]; an owner that finds itself past half the lease before its
 //!    swap gives up rather than write late, so a takeover never races a live owner unless the host
 //!    stalls one guest for more than half the lease between two consecutive calls.
 //!
-//! On honest stores the swap from absent is exclusive anyway; the claim costs two increments once
-//! per key, and nothing for keys that exist.
+//! On honest stores the swap from absent is exclusive anyway; the claim costs one increment and a
+//! delete once per key, and nothing for keys that exist.
 
 use super::{StoreError, SwapError, Updater};
 use crate::error::Error;
@@ -38,8 +41,10 @@ pub fn claim_key(key: &str) -> String {
 enum Claimed {
     /// The key existed already.
     Present,
-    /// Swapped (or lost to a writer the next read will show).
-    Swapped,
+    /// Written: the key holds this value.
+    Written(Vec<u8>),
+    /// Lost to a writer the next read will show.
+    Lost,
     /// Too long since the claim: nothing written, so as not to race a takeover.
     TooLate,
     /// The store failed during the swap: written or not, unknown.
@@ -65,17 +70,20 @@ impl Updater<'_> {
         let mut waited_total = Duration::ZERO;
         let mut poll = FIRST_POLL;
         let mut claimed = false;
+        let mut first_pass = true;
         loop {
             if let Some(value) = self.kv.get(key).map_err(unavailable)? {
                 if claimed {
-                    // The key exists for good (keys made here are never deleted), so the claim
-                    // is no longer consulted: drop it rather than keep a second key per user
-                    // (hosts such as Spin cap the number of keys). Failing to is harmless.
-                    let _ = self.kv.delete(&claim);
+                    self.drop_claim(&claim);
                 }
                 return Ok(value);
             }
-            let epoch = self.kv.increment(&claim, 0).map_err(unavailable)?;
+            let epoch = if first_pass {
+                first_pass = false;
+                0
+            } else {
+                self.kv.increment(&claim, 0).map_err(unavailable)?
+            };
             let take_over = match watched {
                 _ if epoch == 0 => true,
                 Some((seen, waited)) if seen == epoch => waited >= CLAIM_LEASE,
@@ -90,8 +98,12 @@ impl Updater<'_> {
                 if mine == epoch + 1 {
                     let value = make.take().map(|make| make()).unwrap_or_default();
                     match self.write_claimed(key, value)? {
-                        // Written, or given up: either way the next pass reads what is there.
-                        Claimed::Present | Claimed::Swapped | Claimed::TooLate => continue,
+                        Claimed::Written(value) => {
+                            self.drop_claim(&claim);
+                            return Ok(value);
+                        }
+                        // Somebody else's value, or given up: the next pass reads what is there.
+                        Claimed::Present | Claimed::Lost | Claimed::TooLate => continue,
                         Claimed::Failed(why) => {
                             // Nobody else may write under this claim: say so now rather than
                             // wait out a lease for a write that may never come.
@@ -158,11 +170,19 @@ impl Updater<'_> {
         if elapsed_ms * 2 >= CLAIM_LEASE.as_millis() {
             return Ok(Claimed::TooLate);
         }
-        Ok(match cas.swap(value) {
-            // A conflict means somebody wrote the key after all: the next read shows what.
-            Ok(()) | Err(SwapError::Conflict) => Claimed::Swapped,
+        Ok(match cas.swap(value.clone()) {
+            Ok(()) => Claimed::Written(value),
+            // Somebody wrote the key after all: the next read shows what.
+            Err(SwapError::Conflict) => Claimed::Lost,
             Err(SwapError::Store(why)) => Claimed::Failed(why),
         })
+    }
+
+    /// Once the key exists it exists for good (keys made here are never deleted), so its claim
+    /// is no longer consulted: dropped rather than kept as a second key per user (hosts such as
+    /// Spin cap the number of keys). Failing to is harmless.
+    fn drop_claim(&self, claim: &str) {
+        let _ = self.kv.delete(claim);
     }
 }
 
@@ -202,8 +222,14 @@ mod tests {
             0,
             "the claim is dropped once used"
         );
+        assert_eq!(
+            kv.increments.get(),
+            1,
+            "an uncontended creation claims without reading the counter first"
+        );
         assert_eq!(create(&kv, FixedClock::at(5), b"two").0.unwrap(), b"one");
         assert_eq!(kv.swaps.get(), 1, "one swap, from absent, by the one owner");
+        assert_eq!(kv.increments.get(), 1, "an existing key needs no claim");
     }
 
     #[test]
