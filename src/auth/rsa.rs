@@ -1,6 +1,6 @@
 //! RS256 and PS256 signatures (RSASSA-PKCS1-v1_5 and RSASSA-PSS with SHA-256, RFC 8017 §8)
 //! checked by a small RSA public-key operation written for WebAssembly (`montgomery.rs`; the
-//! `rsa` crate's 64-bit digits need 128-bit products, which wasm emulates, and cost ten times as
+//! `rsa` crate's 64-bit digits need 128-bit products, which wasm emulates, and cost eight times as
 //! much; `bench/verify` measures both).
 //!
 //! Only public values take part (the key, the token, its signature), so nothing here needs to
