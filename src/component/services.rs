@@ -9,14 +9,15 @@ use crate::platform::{OpenError, SettingsUnavailable};
 use crate::sms::{Message, SendError, Sms};
 use crate::store::{Cas, KeyValue, StoreError, SwapError};
 use crate::time::Timestamp;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use wasip2::clocks::{monotonic_clock, wall_clock};
 
-/// The settings as the host passes them, read once per request: the environment and
-/// `wasi:config/store` (Spin variables), combined by the wire crate's precedence.
+/// The settings as the host passes them: the environment, read once per instance, and
+/// `wasi:config/store` (Spin variables), read once per request; combined by the wire crate's
+/// precedence.
 pub struct HostSettings {
     maps: Rc<SettingsMaps>,
     generation: u64,
@@ -24,34 +25,35 @@ pub struct HostSettings {
 
 /// The settings by name, as looked up.
 struct SettingsMaps {
-    env: HashMap<String, String>,
+    env: Rc<HashMap<String, String>>,
     config: Result<HashMap<String, String>, SettingsUnavailable>,
 }
 
-/// What the host passed: the environment's pairs and the config store's (or its error).
-type HostPairs = (
-    Vec<(String, String)>,
-    Result<Vec<(String, String)>, SettingsUnavailable>,
-);
+/// What the config store passed: its pairs, or its error.
+type ConfigPairs = Result<Vec<(String, String)>, SettingsUnavailable>;
 
 thread_local! {
-    /// The last request's pairs, their maps and their generation: a request whose pairs are the
-    /// same gets the same generation and maps, so that nothing is parsed or hashed again.
-    static LAST: RefCell<Option<(HostPairs, Rc<SettingsMaps>, u64)>> = const { RefCell::new(None) };
+    /// The environment, read at the instance's first request. `get-environment` returns the
+    /// same values for an instance's whole life (WASI calls it "morally a value import"), and
+    /// reading it again cost every request a copy of every pair. Never read while pre-initialising
+    /// (`wizer-initialize` reads no setting), so a snapshot holds no build machine's environment.
+    static ENVIRONMENT: OnceCell<Rc<HashMap<String, String>>> = const { OnceCell::new() };
+    /// The last request's config pairs, their maps and their generation: a request whose pairs
+    /// are the same gets the same generation and maps, so that nothing is parsed or hashed again.
+    static LAST: RefCell<Option<(ConfigPairs, Rc<SettingsMaps>, u64)>> = const { RefCell::new(None) };
 }
 
 impl HostSettings {
     pub fn read() -> Self {
-        let config = config_store::get_all().map_err(|error| {
+        let config: ConfigPairs = config_store::get_all().map_err(|error| {
             SettingsUnavailable(match error {
                 config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
                 config_store::Error::Io(why) => format!("wasi:config io: {why}"),
             })
         });
-        let pairs: HostPairs = (wasip2::cli::environment::get_environment(), config);
         LAST.with_borrow_mut(|last| {
             if let Some((seen, maps, generation)) = last.as_ref()
-                && *seen == pairs
+                && *seen == config
             {
                 return HostSettings {
                     maps: Rc::clone(maps),
@@ -59,15 +61,23 @@ impl HostSettings {
                 };
             }
             let generation = last.as_ref().map_or(0, |(_, _, seen)| seen.wrapping_add(1));
+            let env = ENVIRONMENT.with(|env| {
+                Rc::clone(env.get_or_init(|| {
+                    Rc::new(
+                        wasip2::cli::environment::get_environment()
+                            .into_iter()
+                            .collect(),
+                    )
+                }))
+            });
             let maps = Rc::new(SettingsMaps {
-                env: pairs.0.iter().cloned().collect(),
-                config: pairs
-                    .1
+                env,
+                config: config
                     .as_ref()
                     .map(|pairs| pairs.iter().cloned().collect())
                     .map_err(Clone::clone),
             });
-            *last = Some((pairs, Rc::clone(&maps), generation));
+            *last = Some((config, Rc::clone(&maps), generation));
             HostSettings { maps, generation }
         })
     }
