@@ -5,8 +5,9 @@
 //! `u64` with no carry between terms. Each column is then a dot product of two limb slices, which
 //! wasm's SIMD multiplies two lanes at a time (`i64x2.extmul_*_i32x4_u`) where 32-bit limbs
 //! would need a carry after every product. One operand of each column runs backwards, so it is
-//! kept reversed; the reduction's multipliers `m` are found column by column as the low limbs
-//! fill (Koç, Acar and Kaliski's "finely integrated product scanning").
+//! kept reversed. The product's columns are summed first; the reduction then finds its
+//! multipliers `m` column by column as the low limbs fill (the column order of Koç, Acar and
+//! Kaliski's product-scanning methods), adding each product column as it goes.
 //!
 //! Only public values take part (the key, the token, its signature), so nothing here needs to
 //! run in constant time.
