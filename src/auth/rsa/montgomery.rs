@@ -359,6 +359,13 @@ mod tests {
         numbers
     }
 
+    /// 1 in the modulus's limbs.
+    fn one(modulus: &Modulus) -> Vec<u32> {
+        let mut one = vec![0; modulus.n.len()];
+        one[0] = 1;
+        one
+    }
+
     #[test]
     fn a_square_is_the_product_of_a_number_with_itself() {
         for (n, bits) in moduli() {
@@ -379,8 +386,7 @@ mod tests {
         // x·R²·R⁻¹ = x·R, and x·R·1·R⁻¹ = x: both directions agree only if R² mod n is right.
         for (n, bits) in moduli() {
             let modulus = Modulus::new(&n, bits);
-            let mut one = vec![0; modulus.n.len()];
-            one[0] = 1;
+            let one = one(&modulus);
             for x in below(&modulus.n, 10) {
                 let montgomery = modulus.multiply(&x, &modulus.r_squared);
                 assert_eq!(modulus.multiply(&montgomery, &one), x, "{bits} bits");
@@ -395,8 +401,7 @@ mod tests {
     fn leaving_montgomery_form_is_the_product_with_one() {
         for (n, bits) in moduli() {
             let modulus = Modulus::new(&n, bits);
-            let mut one = vec![0; modulus.n.len()];
-            one[0] = 1;
+            let one = one(&modulus);
             for x in below(&modulus.n, 10) {
                 assert_eq!(
                     modulus.out_of_montgomery_form(&x),
@@ -417,8 +422,7 @@ mod tests {
                 let bytes = to_bytes(&x, size);
                 let m = modulus.multiply(&x, &modulus.r_squared);
                 let cube = modulus.multiply(&modulus.square(&m), &m);
-                let mut one = vec![0; modulus.n.len()];
-                one[0] = 1;
+                let one = one(&modulus);
                 let expected = to_bytes(&modulus.multiply(&cube, &one), size);
                 assert_eq!(modulus.power(&bytes, 3, size), expected, "{bits} bits");
                 assert_eq!(modulus.power(&bytes, 1, size), bytes, "{bits} bits");
