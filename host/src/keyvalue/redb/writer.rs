@@ -81,6 +81,35 @@ pub(super) enum Done {
     Counted(i64),
 }
 
+/// What a batch's transaction left in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// A durable commit: it and every commit before it are on disk.
+    Durably,
+    /// A commit that awaits a later durable one.
+    WithoutSync,
+    /// Nothing: no operation wrote, or the transaction failed.
+    Nothing,
+}
+
+impl Committed {
+    /// Whether a commit awaits its sync after this batch, given whether one did before it. A
+    /// batch that commits nothing (a swap in conflict, a delete of nothing) syncs nothing.
+    fn leaves_unsynced(self, before: bool) -> bool {
+        match self {
+            Committed::Durably => false,
+            Committed::WithoutSync => true,
+            Committed::Nothing => before,
+        }
+    }
+}
+
+/// A batch's answers, one per operation, and what it committed.
+pub(super) struct Ran {
+    pub(super) answers: Vec<Result<Done, BackendError>>,
+    pub(super) committed: Committed,
+}
+
 /// A queued write and where its answer goes.
 #[derive(Debug)]
 pub(super) struct Job {
@@ -213,15 +242,11 @@ pub(super) fn apply(txn: &WriteTransaction, op: &Op) -> Result<Applied, Failed> 
 }
 
 /// Applies `ops` in order in one write transaction and commits it once: durably, unless `ops` are
-/// all increments. Answers one result per operation; when the transaction fails, every operation
-/// fails with its error. `commits` counts the durable commits made.
-pub(super) fn run_batch(
-    db: &Database,
-    ops: &[&Op],
-    commits: &AtomicU64,
-) -> Vec<Result<Done, BackendError>> {
+/// all increments and cache entries. Answers one result per operation; when the transaction
+/// fails, every operation fails with its error. `commits` counts the durable commits made.
+pub(super) fn run_batch(db: &Database, ops: &[&Op], commits: &AtomicU64) -> Ran {
     let unsynced = unsynced_batch(ops);
-    let attempt = || -> Result<Vec<Result<Done, BackendError>>, BackendError> {
+    let attempt = || -> Result<(Vec<Result<Done, BackendError>>, Committed), BackendError> {
         let mut txn = db.begin_write().map_err(db_error)?;
         if unsynced {
             txn.set_durability(Durability::None)
@@ -240,22 +265,27 @@ pub(super) fn run_batch(
                 Err(Failed::Storage(error)) => return Err(error),
             }
         }
-        if wrote {
-            // Durability::Immediate, redb's default: durable on disk when `commit` returns (and
-            // so is every earlier commit without a sync).
-            txn.commit()
-                .map_err(|err| BackendError::new(format!("redb: commit failed: {err}")))?;
-            if !unsynced {
-                commits.fetch_add(1, Ordering::Relaxed);
-            }
-        } else {
+        if !wrote {
             txn.abort().map_err(db_error)?;
+            return Ok((answers, Committed::Nothing));
         }
-        Ok(answers)
+        // Durability::Immediate, redb's default: durable on disk when `commit` returns (and so
+        // is every earlier commit without a sync).
+        txn.commit()
+            .map_err(|err| BackendError::new(format!("redb: commit failed: {err}")))?;
+        if unsynced {
+            Ok((answers, Committed::WithoutSync))
+        } else {
+            commits.fetch_add(1, Ordering::Relaxed);
+            Ok((answers, Committed::Durably))
+        }
     };
     match attempt() {
-        Ok(answers) => answers,
-        Err(error) => ops.iter().map(|_| Err(error.clone())).collect(),
+        Ok((answers, committed)) => Ran { answers, committed },
+        Err(error) => Ran {
+            answers: ops.iter().map(|_| Err(error.clone())).collect(),
+            committed: Committed::Nothing,
+        },
     }
 }
 
@@ -337,11 +367,10 @@ pub(super) fn write_loop(
             batch.push(job);
         }
         let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
-        let batch_unsynced = unsynced_batch(&ops);
-        let answers = run_batch(db, &ops, commits);
-        // A durable batch also made every earlier one durable (unless its commit failed).
-        unsynced = batch_unsynced || (unsynced && answers.iter().any(Result::is_err));
-        for (job, answer) in batch.into_iter().zip(answers) {
+        let ran = run_batch(db, &ops, commits);
+        // A durable commit also made every earlier one durable.
+        unsynced = ran.committed.leaves_unsynced(unsynced);
+        for (job, answer) in batch.into_iter().zip(ran.answers) {
             // A caller that stopped waiting (its request was cancelled) needs no answer.
             let _ = job.reply.send(answer);
         }
