@@ -5,6 +5,15 @@ use crate::error::Error;
 /// Largest request body the service reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// A header value as text: valid UTF-8 (every header a sane client sends) keeps its bytes without
+/// a copy; anything else has its invalid sequences replaced with U+FFFD. For the wasm32
+/// component's requests (`component::wasi_http`).
+#[cfg(any(test, all(target_arch = "wasm32", feature = "component")))]
+pub(crate) fn header_text(value: Vec<u8>) -> String {
+    String::from_utf8(value)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+}
+
 pub struct Request {
     pub method: String,
     /// Path without the query string.
@@ -41,5 +50,20 @@ impl Response {
             body,
             trailers: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_text;
+
+    #[test]
+    fn header_values_keep_valid_utf8_and_replace_the_rest() {
+        assert_eq!(header_text(b"Bearer eyJ.x.y".to_vec()), "Bearer eyJ.x.y");
+        assert_eq!(
+            header_text("fr;q=0.8, é".as_bytes().to_vec()),
+            "fr;q=0.8, é"
+        );
+        assert_eq!(header_text(b"a\xffb\xc3".to_vec()), "a\u{fffd}b\u{fffd}");
     }
 }

@@ -1,7 +1,7 @@
 //! Conversions between wasi:http resources and the plain `http::Request` / `http::Response`.
 
 use crate::error::Error;
-use crate::http::{MAX_BODY_BYTES, Request, Response};
+use crate::http::{MAX_BODY_BYTES, Request, Response, header_text};
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -33,12 +33,7 @@ pub fn read_request(request: &IncomingRequest) -> Request {
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
+        .map(|(name, value)| (name.to_ascii_lowercase(), header_text(value)))
         .collect();
     let declared_length = headers
         .iter()
