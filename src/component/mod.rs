@@ -5,36 +5,51 @@ mod heap;
 mod services;
 mod wasi_http;
 
-#[allow(
-    unsafe_code,
-    reason = "wit-bindgen's generated glue is unsafe by nature"
-)]
-mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "set-my-phone:service/service",
-        // One copy of each shared wasi type: the wasip2 crate's.
-        with: {
-            "wasi:http/types@0.2.4": wasip2::http::types,
-            "wasi:io/error@0.2.4": wasip2::io::error,
-            "wasi:io/poll@0.2.4": wasip2::io::poll,
-            "wasi:io/streams@0.2.4": wasip2::io::streams,
-            "wasi:clocks/monotonic-clock@0.2.4": wasip2::clocks::monotonic_clock,
-            "wasi:clocks/wall-clock@0.2.4": wasip2::clocks::wall_clock,
-            "wasi:cli/environment@0.2.4": wasip2::cli::environment,
-            "wasi:random/random@0.2.4": wasip2::random::random,
-            "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
-            "wasi:config/store@0.2.0-draft-2024-09-27": generate,
-            "wasi:keyvalue/store@0.2.0-draft2": generate,
-            "wasi:keyvalue/atomics@0.2.0-draft2": generate,
-            "set-my-phone:sms/sender@0.2.0": generate,
-            "wasi:http/incoming-handler@0.2.4": generate,
-        },
-    });
+/// The bindings of the core's world: `service` imports the SMS provider; with the `sms-inside`
+/// feature, `service-with-provider` has it compiled in. (wit-bindgen refuses a `with` entry the
+/// world does not use, so each world has its own invocation.)
+macro_rules! bindings {
+    ($world:tt $(, $extra:tt: generate)*) => {
+        #[allow(
+            unsafe_code,
+            reason = "wit-bindgen's generated glue is unsafe by nature"
+        )]
+        mod bindings {
+            wit_bindgen::generate!({
+                path: "wit",
+                world: $world,
+                // One copy of each shared wasi type: the wasip2 crate's.
+                with: {
+                    "wasi:http/types@0.2.4": wasip2::http::types,
+                    "wasi:io/error@0.2.4": wasip2::io::error,
+                    "wasi:io/poll@0.2.4": wasip2::io::poll,
+                    "wasi:io/streams@0.2.4": wasip2::io::streams,
+                    "wasi:clocks/monotonic-clock@0.2.4": wasip2::clocks::monotonic_clock,
+                    "wasi:clocks/wall-clock@0.2.4": wasip2::clocks::wall_clock,
+                    "wasi:cli/environment@0.2.4": wasip2::cli::environment,
+                    "wasi:random/random@0.2.4": wasip2::random::random,
+                    "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
+                    "wasi:config/store@0.2.0-draft-2024-09-27": generate,
+                    "wasi:keyvalue/store@0.2.0-draft2": generate,
+                    "wasi:keyvalue/atomics@0.2.0-draft2": generate,
+                    "wasi:http/incoming-handler@0.2.4": generate,
+                    $($extra: generate,)*
+                },
+            });
 
-    use super::Component;
-    export!(Component with_types_in self);
+            use super::Component;
+            export!(Component with_types_in self);
+        }
+    };
 }
+
+#[cfg(not(feature = "sms-inside"))]
+bindings!(
+    "set-my-phone:service/service",
+    "set-my-phone:sms/sender@0.2.0": generate
+);
+#[cfg(feature = "sms-inside")]
+bindings!("set-my-phone:service/service-with-provider");
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -62,7 +77,10 @@ impl Guest for Component {
             clock: &services::WasiClock,
             random: &services::WasiRandom,
             http: &services::WasiHttp,
+            #[cfg(not(feature = "sms-inside"))]
             sms: &services::WasiSms,
+            #[cfg(feature = "sms-inside")]
+            sms: &services::ProviderInside(&settings),
         };
         let request = wasi_http::read_request(&request);
         let reply = crate::api::handle(&request, &services);

@@ -1,6 +1,7 @@
 //! The core's host traits implemented over WIT imports: wasi:keyvalue (draft2), our sms
 //! interface, wasi:clocks, wasi:random, wasi:cli/environment and wasi:config.
 
+#[cfg(not(feature = "sms-inside"))]
 use super::bindings::set_my_phone::sms::sender;
 use super::bindings::wasi::config::store as config_store;
 use super::bindings::wasi::keyvalue::{atomics, store};
@@ -193,8 +194,11 @@ impl Random for WasiRandom {
     }
 }
 
+/// The SMS provider behind the `set-my-phone:sms/sender` import.
+#[cfg(not(feature = "sms-inside"))]
 pub struct WasiSms;
 
+#[cfg(not(feature = "sms-inside"))]
 impl Sms for WasiSms {
     fn makes_codes(&self) -> bool {
         sender::makes_codes()
@@ -217,10 +221,50 @@ impl Sms for WasiSms {
     }
 }
 
+#[cfg(not(feature = "sms-inside"))]
 fn from_wit(error: sender::SendError) -> SendError {
     match error {
         sender::SendError::Retryable(why) => SendError::Retryable(why),
         sender::SendError::Permanent(why) => SendError::Permanent(why),
+    }
+}
+
+/// The SMS provider compiled in (`sms-inside`): adapters/sms-provider's sending, with the
+/// request's settings (the provider component reads the same ones: the environment over
+/// wasi:config, by the wire crate's precedence).
+#[cfg(feature = "sms-inside")]
+pub struct ProviderInside<'a>(pub &'a HostSettings);
+
+#[cfg(feature = "sms-inside")]
+impl ProviderInside<'_> {
+    /// The settings as the provider reads them; a config store that failed is worth a retry
+    /// (as the provider component answers when it cannot read its settings).
+    fn settings(&self) -> Result<impl Fn(&str) -> Option<String> + '_, SendError> {
+        self.0
+            .get("SMS_PROVIDER")
+            .map_err(|SettingsUnavailable(why)| {
+                SendError::Retryable(format!(
+                    "the host's settings store (wasi:config) failed: {why}"
+                ))
+            })?;
+        // The store answered above, and its answer is kept for the request: no lookup fails.
+        Ok(|name: &str| self.0.get(name).ok().flatten())
+    }
+}
+
+#[cfg(feature = "sms-inside")]
+impl Sms for ProviderInside<'_> {
+    fn makes_codes(&self) -> bool {
+        self.settings()
+            .is_ok_and(|lookup| set_my_phone_sms_provider::provider::makes_codes(&lookup))
+    }
+
+    fn check(&self, recipient: &str, code: &str) -> Result<bool, SendError> {
+        set_my_phone_sms_provider::wasi::check(&self.settings()?, recipient, code)
+    }
+
+    fn send(&self, message: &Message) -> Result<String, SendError> {
+        set_my_phone_sms_provider::wasi::send(&self.settings()?, message)
     }
 }
 

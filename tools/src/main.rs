@@ -21,10 +21,10 @@ enum Command {
     /// Composes the built components into the shipped artifacts and pre-initialises them.
     ///
     /// Writes into OUT:
-    ///   set-my-phone.wasm — core + SMS provider, pre-initialised; imports only wasi:* (key-value
-    ///     from the host: Spin, the reference host);
-    ///   set-my-phone-wasmtime-serve.wasm — core + SMS provider + file-backed key-value + an
-    ///     empty wasi:config, pre-initialised (for `wasmtime serve -Scli --dir DATA::/data` with
+    ///   set-my-phone.wasm — the core with the SMS provider inside, pre-initialised; imports
+    ///     only wasi:* (key-value from the host: Spin, the reference host);
+    ///   set-my-phone-wasmtime-serve.wasm — the same + file-backed key-value + an empty
+    ///     wasi:config, pre-initialised (for `wasmtime serve -Scli --dir DATA::/data` with
     ///     settings as --env);
     ///   set-my-phone-wasmtime-serve-config.wasm — the same with the wasi:config bridge instead
     ///     (settings as `-Sconfig -Sconfig-var=NAME=VALUE`, --env overriding);
@@ -86,12 +86,13 @@ fn plug(options: PlugOptions) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 struct Options {
-    /// The core component (target/wasm32-wasip2/release/set_my_phone.wasm).
+    /// The core component (target/wasm32-wasip2/release/set_my_phone.wasm): imports
+    /// set-my-phone:sms/sender.
     #[arg(long, value_name = "CORE.wasm")]
     core: PathBuf,
-    /// The SMS provider component (adapters/sms-provider).
-    #[arg(long, value_name = "SMS.wasm")]
-    sms: PathBuf,
+    /// The core built with the SMS provider inside (its `sms-inside` feature).
+    #[arg(long, value_name = "CORE.wasm")]
+    core_with_provider: PathBuf,
     /// The file-backed key-value component (adapters/kv-file).
     #[arg(long, value_name = "KV.wasm")]
     kv: PathBuf,
@@ -117,48 +118,47 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("cannot create {}", options.out.display()))?;
     let core = compose::read(&options.core)?;
-    let sms = compose::read(&options.sms)?;
+    let with_provider = compose::read(&options.core_with_provider)?;
     let kv = compose::read(&options.kv)?;
     let config = compose::read(&options.config)?;
     let none = compose::read(&options.config_none)?;
-    // Wizer snapshots flat components only, so the core is pre-initialised before composing.
-    let ready = set_my_phone_host::preinit::preinitialize(&core).await?;
-    write(&options.out, "set-my-phone-core-initialised.wasm", &ready)?;
-    let (core, ready) = (
-        ("the core", &core[..]),
-        ("the pre-initialised core", &ready[..]),
-    );
-    let (sms, kv, config) = (
-        ("the SMS provider", &sms[..]),
-        ("kv-file", &kv[..]),
-        ("config-rc1", &config[..]),
-    );
+    // Wizer snapshots flat components only, so each core is pre-initialised before composing.
+    // The core that imports its SMS provider is for hosts that give one (the reference host)
+    // and for providers of your own (`plug`); the artifacts have the provider inside, since
+    // every component composed in is instantiated anew with each fresh instance.
     write(
         &options.out,
-        "set-my-phone.wasm",
-        &compose::plug(ready, &[sms])?,
+        "set-my-phone-core-initialised.wasm",
+        &set_my_phone_host::preinit::preinitialize(&core).await?,
     )?;
-    // For `wasmtime serve`: the SMS provider imports wasi:config too, so it gets its config
-    // component before it is plugged into the core beside the store and another one.
-    for (config, name) in [
-        (
-            ("config-none", &none[..]),
-            "set-my-phone-wasmtime-serve.wasm",
-        ),
-        (config, "set-my-phone-wasmtime-serve-config.wasm"),
-    ] {
-        let sms = compose::plug(sms, &[config])?;
-        let sms = ("the SMS provider with its config", &sms[..]);
-        write(
-            &options.out,
-            name,
-            &compose::plug(ready, &[sms, kv, config])?,
-        )?;
-        if name == "set-my-phone-wasmtime-serve.wasm" {
-            let slow = compose::plug(core, &[sms, kv, config])?;
-            write(&options.out, "set-my-phone-wasmtime-serve-slow.wasm", &slow)?;
-        }
-    }
+    let ready = set_my_phone_host::preinit::preinitialize(&with_provider).await?;
+    write(&options.out, "set-my-phone.wasm", &ready)?;
+    let (with_provider, ready) = (
+        ("the core with its SMS provider", &with_provider[..]),
+        ("the pre-initialised core with its SMS provider", &ready[..]),
+    );
+    let (kv, config, none) = (
+        ("kv-file", &kv[..]),
+        ("config-rc1", &config[..]),
+        ("config-none", &none[..]),
+    );
+    // For `wasmtime serve`: the file-backed store and a wasi:config (empty, or the bridge to
+    // `-Sconfig`).
+    write(
+        &options.out,
+        "set-my-phone-wasmtime-serve.wasm",
+        &compose::plug(ready, &[kv, none])?,
+    )?;
+    write(
+        &options.out,
+        "set-my-phone-wasmtime-serve-config.wasm",
+        &compose::plug(ready, &[kv, config])?,
+    )?;
+    write(
+        &options.out,
+        "set-my-phone-wasmtime-serve-slow.wasm",
+        &compose::plug(with_provider, &[kv, none])?,
+    )?;
     Ok(())
 }
 

@@ -1,12 +1,9 @@
-//! The wasm32 side: exports `set-my-phone:sms/sender` and makes the provider's request with
-//! wasi:http/outgoing-handler (`set-my-phone-outgoing-http`). Nothing here decides behaviour.
+//! The wasm32 side's WIT glue: exports `set-my-phone:sms/sender`, with the settings from the
+//! environment and the host's config store; the sending is `wasi.rs`'s. Nothing here decides
+//! behaviour.
 
-use crate::provider::{self, Answer, Message, Outgoing, SendError};
-use crate::retry::{self, Platform};
-use crate::twilio_verify;
-use set_my_phone_outgoing_http::{Failure, exchange};
-use std::time::Duration;
-use wasip2::clocks::{monotonic_clock, wall_clock};
+use crate::provider::{self, Message, SendError};
+use crate::wasi;
 
 #[expect(
     unsafe_code,
@@ -86,52 +83,11 @@ impl sender::Guest for Component {
             org_id: message.org_id,
             language: message.language,
         };
-        let now = wall_clock::now().seconds;
-        let plan = provider::plan(&lookup, &message, now);
-        retry::deliver(plan, &mut Wasi::start()).map_err(to_wit)
+        wasi::send(&lookup, &message).map_err(to_wit)
     }
 
     fn check(recipient: String, code: String) -> Result<bool, sender::SendError> {
         let lookup = settings().map_err(to_wit)?;
-        let request = provider::check(&lookup, &recipient, &code).map_err(to_wit)?;
-        retry::exchange(
-            &request,
-            &twilio_verify::interpret_check,
-            retry::CHECK_BUDGET,
-            &mut Wasi::start(),
-        )
-        .map_err(to_wit)
-    }
-}
-
-/// Deliveries on wasi: wasi:http, the monotonic clock and its timers.
-struct Wasi {
-    started: monotonic_clock::Instant,
-}
-
-impl Wasi {
-    fn start() -> Self {
-        Wasi {
-            started: monotonic_clock::now(),
-        }
-    }
-}
-
-impl Platform for Wasi {
-    fn exchange(&mut self, request: &Outgoing) -> Result<Answer, Failure> {
-        exchange(request)
-    }
-
-    fn elapsed(&self) -> Duration {
-        Duration::from_nanos(monotonic_clock::now().saturating_sub(self.started))
-    }
-
-    fn sleep(&mut self, duration: Duration) {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        monotonic_clock::subscribe_duration(nanos).block();
-    }
-
-    fn now(&self) -> u64 {
-        wall_clock::now().seconds
+        wasi::check(&lookup, &recipient, &code).map_err(to_wit)
     }
 }

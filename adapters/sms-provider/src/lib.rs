@@ -1,6 +1,8 @@
 //! The SMS provider component: implements `set-my-phone:sms/sender` over
 //! `wasi:http/outgoing-handler`. `SMS_PROVIDER` (read on every call) picks webhook, Twilio,
-//! Twilio Verify, Amazon SNS, WhatsApp or none. Everything but the WIT glue (`component`, wasm32 only) is plain Rust, tested natively.
+//! Twilio Verify, Amazon SNS, WhatsApp or none. Everything but the wasi side (`wasi` and the WIT
+//! glue `component`, wasm32 only) is plain Rust, tested natively. The core links this crate
+//! directly when built with the provider inside (`wasi::send`, `wasi::check`).
 
 pub mod provider;
 pub mod retry;
@@ -10,5 +12,7 @@ pub mod twilio_verify;
 pub mod webhook;
 pub mod whatsapp;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
+#[cfg(target_arch = "wasm32")]
+pub mod wasi;
