@@ -1,15 +1,18 @@
 //! The wasm32 side: generated WIT bindings and the thin export that adapts them to the
 //! native API (`api::handle`). Nothing here decides behaviour.
 
+#[cfg(feature = "file-store-inside")]
+mod file_store;
 mod heap;
 mod services;
 mod wasi_http;
 
-/// The bindings of the core's world: `service` imports the SMS provider; with the `sms-inside`
-/// feature, `service-with-provider` has it compiled in. (wit-bindgen refuses a `with` entry the
-/// world does not use, so each world has its own invocation.)
+/// The bindings of the core's world: `service` imports the SMS provider and the store;
+/// `service-with-provider` (feature `sms-inside`) has the provider compiled in, and
+/// `service-with-provider-and-store` (`file-store-inside`) the file-backed store too. wit-bindgen
+/// refuses a `with` entry its world does not use, so each world names its own.
 macro_rules! bindings {
-    ($world:tt $(, $extra:tt: generate)*) => {
+    ($world:tt, { $($with:tt)* }) => {
         #[allow(
             unsafe_code,
             reason = "wit-bindgen's generated glue is unsafe by nature"
@@ -30,10 +33,8 @@ macro_rules! bindings {
                     "wasi:random/random@0.2.4": wasip2::random::random,
                     "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
                     "wasi:config/store@0.2.0-draft-2024-09-27": generate,
-                    "wasi:keyvalue/store@0.2.0-draft2": generate,
-                    "wasi:keyvalue/atomics@0.2.0-draft2": generate,
                     "wasi:http/incoming-handler@0.2.4": generate,
-                    $($extra: generate,)*
+                    $($with)*
                 },
             });
 
@@ -44,12 +45,21 @@ macro_rules! bindings {
 }
 
 #[cfg(not(feature = "sms-inside"))]
-bindings!(
-    "set-my-phone:service/service",
-    "set-my-phone:sms/sender@0.2.0": generate
-);
-#[cfg(feature = "sms-inside")]
-bindings!("set-my-phone:service/service-with-provider");
+bindings!("set-my-phone:service/service", {
+    "wasi:keyvalue/store@0.2.0-draft2": generate,
+    "wasi:keyvalue/atomics@0.2.0-draft2": generate,
+    "set-my-phone:sms/sender@0.2.0": generate,
+});
+#[cfg(all(feature = "sms-inside", not(feature = "file-store-inside")))]
+bindings!("set-my-phone:service/service-with-provider", {
+    "wasi:keyvalue/store@0.2.0-draft2": generate,
+    "wasi:keyvalue/atomics@0.2.0-draft2": generate,
+});
+#[cfg(feature = "file-store-inside")]
+bindings!("set-my-phone:service/service-with-provider-and-store", {
+    "wasi:filesystem/types@0.2.4": wasip2::filesystem::types,
+    "wasi:filesystem/preopens@0.2.4": wasip2::filesystem::preopens,
+});
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -69,7 +79,10 @@ impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let settings = services::HostSettings::read();
         let lookup = |name: &str| settings.get(name);
+        #[cfg(not(feature = "file-store-inside"))]
         let open_store = services::open_store;
+        #[cfg(feature = "file-store-inside")]
+        let open_store = file_store::open_store;
         let services = crate::platform::Services {
             settings: &lookup,
             settings_generation: Some(settings.generation()),

@@ -4,10 +4,14 @@
 #[cfg(not(feature = "sms-inside"))]
 use super::bindings::set_my_phone::sms::sender;
 use super::bindings::wasi::config::store as config_store;
+#[cfg(not(feature = "file-store-inside"))]
 use super::bindings::wasi::keyvalue::{atomics, store};
+#[cfg(not(feature = "file-store-inside"))]
+use crate::platform::OpenError;
+use crate::platform::SettingsUnavailable;
 use crate::platform::{Answer, Clock, Failure, Http, Random, Request};
-use crate::platform::{OpenError, SettingsUnavailable};
 use crate::sms::{Message, SendError, Sms};
+#[cfg(not(feature = "file-store-inside"))]
 use crate::store::{Cas, KeyValue, StoreError, SwapError};
 use crate::time::Timestamp;
 use std::cell::{OnceCell, RefCell};
@@ -102,6 +106,7 @@ impl HostSettings {
     }
 }
 
+#[cfg(not(feature = "file-store-inside"))]
 fn store_error(error: store::Error) -> StoreError {
     StoreError(match error {
         store::Error::NoSuchStore => "no such store".into(),
@@ -110,6 +115,7 @@ fn store_error(error: store::Error) -> StoreError {
     })
 }
 
+#[cfg(not(feature = "file-store-inside"))]
 pub fn open_store(label: &str) -> Result<Box<dyn KeyValue>, OpenError> {
     match store::open(label) {
         Ok(bucket) => Ok(Box::new(WasiBucket(bucket))),
@@ -119,13 +125,16 @@ pub fn open_store(label: &str) -> Result<Box<dyn KeyValue>, OpenError> {
     }
 }
 
+#[cfg(not(feature = "file-store-inside"))]
 struct WasiBucket(store::Bucket);
 
+#[cfg(not(feature = "file-store-inside"))]
 struct WasiCas {
     cas: atomics::Cas,
     current: Option<Vec<u8>>,
 }
 
+#[cfg(not(feature = "file-store-inside"))]
 impl KeyValue for WasiBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get(key).map_err(store_error)
@@ -150,6 +159,7 @@ impl KeyValue for WasiBucket {
     }
 }
 
+#[cfg(not(feature = "file-store-inside"))]
 impl Cas for WasiCas {
     fn current(&self) -> Option<&[u8]> {
         self.current.as_deref()

@@ -23,9 +23,9 @@ enum Command {
     /// Writes into OUT:
     ///   set-my-phone.wasm — the core with the SMS provider inside, pre-initialised; imports
     ///     only wasi:* (key-value from the host: Spin, the reference host);
-    ///   set-my-phone-wasmtime-serve.wasm — the same + file-backed key-value + an empty
-    ///     wasi:config, pre-initialised (for `wasmtime serve -Scli --dir DATA::/data` with
-    ///     settings as --env);
+    ///   set-my-phone-wasmtime-serve.wasm — the core with the SMS provider and the file-backed
+    ///     key-value inside, pre-initialised, + an empty wasi:config (for `wasmtime serve -Scli
+    ///     --dir DATA::/data` with settings as --env);
     ///   set-my-phone-wasmtime-serve-config.wasm — the same with the wasi:config bridge instead
     ///     (settings as `-Sconfig -Sconfig-var=NAME=VALUE`, --env overriding);
     ///   set-my-phone-wasmtime-serve-slow.wasm — the same without pre-initialisation (the
@@ -93,9 +93,10 @@ struct Options {
     /// The core built with the SMS provider inside (its `sms-inside` feature).
     #[arg(long, value_name = "CORE.wasm")]
     core_with_provider: PathBuf,
-    /// The file-backed key-value component (adapters/kv-file).
-    #[arg(long, value_name = "KV.wasm")]
-    kv: PathBuf,
+    /// The core built with the SMS provider and the file-backed key-value inside (its
+    /// `file-store-inside` feature).
+    #[arg(long, value_name = "CORE.wasm")]
+    core_with_store: PathBuf,
     /// The wasi:config bridge for `wasmtime serve -Sconfig` (adapters/config-rc1).
     #[arg(long, value_name = "CONFIG.wasm")]
     config: PathBuf,
@@ -119,45 +120,49 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", options.out.display()))?;
     let core = compose::read(&options.core)?;
     let with_provider = compose::read(&options.core_with_provider)?;
-    let kv = compose::read(&options.kv)?;
+    let with_store = compose::read(&options.core_with_store)?;
     let config = compose::read(&options.config)?;
     let none = compose::read(&options.config_none)?;
     // Wizer snapshots flat components only, so each core is pre-initialised before composing.
     // The core that imports its SMS provider is for hosts that give one (the reference host)
-    // and for providers of your own (`plug`); the artifacts have the provider inside, since
-    // every component composed in is instantiated anew with each fresh instance.
+    // and for providers of your own (`plug`); the artifacts have the provider (and for
+    // `wasmtime serve` the store) inside, since every component composed in is instantiated
+    // anew with each fresh instance.
+    let preinit = set_my_phone_host::preinit::preinitialize;
     write(
         &options.out,
         "set-my-phone-core-initialised.wasm",
-        &set_my_phone_host::preinit::preinitialize(&core).await?,
+        &preinit(&core).await?,
     )?;
-    let ready = set_my_phone_host::preinit::preinitialize(&with_provider).await?;
-    write(&options.out, "set-my-phone.wasm", &ready)?;
-    let (with_provider, ready) = (
-        ("the core with its SMS provider", &with_provider[..]),
-        ("the pre-initialised core with its SMS provider", &ready[..]),
+    write(
+        &options.out,
+        "set-my-phone.wasm",
+        &preinit(&with_provider).await?,
+    )?;
+    let ready = preinit(&with_store).await?;
+    let ready = (
+        "the pre-initialised core with its provider and store",
+        &ready[..],
     );
-    let (kv, config, none) = (
-        ("kv-file", &kv[..]),
-        ("config-rc1", &config[..]),
-        ("config-none", &none[..]),
-    );
-    // For `wasmtime serve`: the file-backed store and a wasi:config (empty, or the bridge to
-    // `-Sconfig`).
+    // For `wasmtime serve`: a wasi:config, empty or the bridge to `-Sconfig`.
+    let (config, none) = (("config-rc1", &config[..]), ("config-none", &none[..]));
     write(
         &options.out,
         "set-my-phone-wasmtime-serve.wasm",
-        &compose::plug(ready, &[kv, none])?,
+        &compose::plug(ready, &[none])?,
     )?;
     write(
         &options.out,
         "set-my-phone-wasmtime-serve-config.wasm",
-        &compose::plug(ready, &[kv, config])?,
+        &compose::plug(ready, &[config])?,
     )?;
     write(
         &options.out,
         "set-my-phone-wasmtime-serve-slow.wasm",
-        &compose::plug(with_provider, &[kv, none])?,
+        &compose::plug(
+            ("the core with its provider and store", &with_store),
+            &[none],
+        )?,
     )?;
     Ok(())
 }

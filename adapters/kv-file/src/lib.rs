@@ -6,7 +6,8 @@
 //! file whose name encodes the key ([`name`]), a value file carries a version header ([`record`]),
 //! and every write takes a per-key lock file created exclusively ([`lock`], [`store`]). The
 //! algorithm runs against the small [`fs::Dir`] / [`fs::System`] traits, so it is tested natively
-//! over `std::fs`; only the wasm32 modules touch WASI.
+//! over `std::fs`; only the wasm32 modules touch WASI. The core links this crate directly when
+//! built with the store inside (`wasi::open_bucket` and [`store::Store`]).
 
 pub mod fs;
 pub mod lock;
@@ -18,7 +19,7 @@ pub mod store;
 #[cfg(any(test, feature = "std-dir"))]
 pub mod std_dir;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
 #[cfg(target_arch = "wasm32")]
-mod wasi;
+pub mod wasi;
