@@ -8,9 +8,10 @@ mod services;
 mod wasi_http;
 
 /// The bindings of the core's world: `service` imports the SMS provider and the store;
-/// `service-with-provider` (feature `sms-inside`) has the provider compiled in, and
-/// `service-with-provider-and-store` (`file-store-inside`) the file-backed store too. wit-bindgen
-/// refuses a `with` entry its world does not use, so each world names its own.
+/// `service-with-provider` (feature `sms-inside`) has the provider compiled in,
+/// `service-with-provider-and-store` (`file-store-inside`) the file-backed store too, and
+/// `service-standalone` (`standalone`) also reads its settings from the environment alone.
+/// wit-bindgen refuses a `with` entry its world does not use, so each world names its own.
 macro_rules! bindings {
     ($world:tt, { $($with:tt)* }) => {
         #[allow(
@@ -32,7 +33,6 @@ macro_rules! bindings {
                     "wasi:cli/environment@0.2.4": wasip2::cli::environment,
                     "wasi:random/random@0.2.4": wasip2::random::random,
                     "wasi:http/outgoing-handler@0.2.4": wasip2::http::outgoing_handler,
-                    "wasi:config/store@0.2.0-draft-2024-09-27": generate,
                     "wasi:http/incoming-handler@0.2.4": generate,
                     $($with)*
                 },
@@ -46,17 +46,25 @@ macro_rules! bindings {
 
 #[cfg(not(feature = "sms-inside"))]
 bindings!("set-my-phone:service/service", {
+    "wasi:config/store@0.2.0-draft-2024-09-27": generate,
     "wasi:keyvalue/store@0.2.0-draft2": generate,
     "wasi:keyvalue/atomics@0.2.0-draft2": generate,
     "set-my-phone:sms/sender@0.2.0": generate,
 });
 #[cfg(all(feature = "sms-inside", not(feature = "file-store-inside")))]
 bindings!("set-my-phone:service/service-with-provider", {
+    "wasi:config/store@0.2.0-draft-2024-09-27": generate,
     "wasi:keyvalue/store@0.2.0-draft2": generate,
     "wasi:keyvalue/atomics@0.2.0-draft2": generate,
 });
-#[cfg(feature = "file-store-inside")]
+#[cfg(all(feature = "file-store-inside", not(feature = "standalone")))]
 bindings!("set-my-phone:service/service-with-provider-and-store", {
+    "wasi:config/store@0.2.0-draft-2024-09-27": generate,
+    "wasi:filesystem/types@0.2.4": wasip2::filesystem::types,
+    "wasi:filesystem/preopens@0.2.4": wasip2::filesystem::preopens,
+});
+#[cfg(feature = "standalone")]
+bindings!("set-my-phone:service/service-standalone", {
     "wasi:filesystem/types@0.2.4": wasip2::filesystem::types,
     "wasi:filesystem/preopens@0.2.4": wasip2::filesystem::preopens,
 });

@@ -3,6 +3,7 @@
 
 #[cfg(not(feature = "sms-inside"))]
 use super::bindings::set_my_phone::sms::sender;
+#[cfg(not(feature = "standalone"))]
 use super::bindings::wasi::config::store as config_store;
 #[cfg(not(feature = "file-store-inside"))]
 use super::bindings::wasi::keyvalue::{atomics, store};
@@ -50,12 +51,7 @@ thread_local! {
 
 impl HostSettings {
     pub fn read() -> Self {
-        let config: ConfigPairs = config_store::get_all().map_err(|error| {
-            SettingsUnavailable(match error {
-                config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
-                config_store::Error::Io(why) => format!("wasi:config io: {why}"),
-            })
-        });
+        let config = config_pairs();
         LAST.with_borrow_mut(|last| {
             if let Some((seen, maps, generation)) = last.as_ref()
                 && *seen == config
@@ -104,6 +100,23 @@ impl HostSettings {
             |key| config.get(key).cloned(),
         ))
     }
+}
+
+/// What the host's config store holds.
+#[cfg(not(feature = "standalone"))]
+fn config_pairs() -> ConfigPairs {
+    config_store::get_all().map_err(|error| {
+        SettingsUnavailable(match error {
+            config_store::Error::Upstream(why) => format!("wasi:config upstream: {why}"),
+            config_store::Error::Io(why) => format!("wasi:config io: {why}"),
+        })
+    })
+}
+
+/// Built without wasi:config (`standalone`): every setting comes from the environment.
+#[cfg(feature = "standalone")]
+fn config_pairs() -> ConfigPairs {
+    Ok(Vec::new())
 }
 
 #[cfg(not(feature = "file-store-inside"))]

@@ -24,10 +24,10 @@ enum Command {
     ///   set-my-phone.wasm — the core with the SMS provider inside, pre-initialised; imports
     ///     only wasi:* (key-value from the host: Spin, the reference host);
     ///   set-my-phone-wasmtime-serve.wasm — the core with the SMS provider and the file-backed
-    ///     key-value inside, pre-initialised, + an empty wasi:config (for `wasmtime serve -Scli
-    ///     --dir DATA::/data` with settings as --env);
-    ///   set-my-phone-wasmtime-serve-config.wasm — the same with the wasi:config bridge instead
-    ///     (settings as `-Sconfig -Sconfig-var=NAME=VALUE`, --env overriding);
+    ///     key-value inside, settings from the environment only, pre-initialised: one component
+    ///     (for `wasmtime serve -Scli --dir DATA::/data` with settings as --env);
+    ///   set-my-phone-wasmtime-serve-config.wasm — the same importing wasi:config, with the bridge
+    ///     to wasmtime serve's (settings as `-Sconfig -Sconfig-var=NAME=VALUE`, --env overriding);
     ///   set-my-phone-wasmtime-serve-slow.wasm — the same without pre-initialisation (the
     ///     benchmark's baseline);
     ///   set-my-phone-core-initialised.wasm — the pre-initialised core alone (imports key-value
@@ -97,12 +97,12 @@ struct Options {
     /// `file-store-inside` feature).
     #[arg(long, value_name = "CORE.wasm")]
     core_with_store: PathBuf,
+    /// The same with settings from the environment only (its `standalone` feature).
+    #[arg(long, value_name = "CORE.wasm")]
+    core_standalone: PathBuf,
     /// The wasi:config bridge for `wasmtime serve -Sconfig` (adapters/config-rc1).
     #[arg(long, value_name = "CONFIG.wasm")]
     config: PathBuf,
-    /// The empty wasi:config store (adapters/config-none).
-    #[arg(long, value_name = "NONE.wasm")]
-    config_none: PathBuf,
     /// The directory to write the artifacts into (created when missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -121,8 +121,8 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
     let core = compose::read(&options.core)?;
     let with_provider = compose::read(&options.core_with_provider)?;
     let with_store = compose::read(&options.core_with_store)?;
+    let standalone = compose::read(&options.core_standalone)?;
     let config = compose::read(&options.config)?;
-    let none = compose::read(&options.config_none)?;
     // Wizer snapshots flat components only, so each core is pre-initialised before composing.
     // The core that imports its SMS provider is for hosts that give one (the reference host)
     // and for providers of your own (`plug`); the artifacts have the provider (and for
@@ -139,30 +139,28 @@ async fn artifacts(options: Options) -> anyhow::Result<()> {
         "set-my-phone.wasm",
         &preinit(&with_provider).await?,
     )?;
-    let ready = preinit(&with_store).await?;
-    let ready = (
-        "the pre-initialised core with its provider and store",
-        &ready[..],
-    );
-    // For `wasmtime serve`: a wasi:config, empty or the bridge to `-Sconfig`.
-    let (config, none) = (("config-rc1", &config[..]), ("config-none", &none[..]));
     write(
         &options.out,
         "set-my-phone-wasmtime-serve.wasm",
-        &compose::plug(ready, &[none])?,
+        &preinit(&standalone).await?,
     )?;
+    // For `wasmtime serve -Sconfig`: the bridge to its wasi:config.
+    let ready = preinit(&with_store).await?;
     write(
         &options.out,
         "set-my-phone-wasmtime-serve-config.wasm",
-        &compose::plug(ready, &[config])?,
+        &compose::plug(
+            (
+                "the pre-initialised core with its provider and store",
+                &ready,
+            ),
+            &[("config-rc1", &config)],
+        )?,
     )?;
     write(
         &options.out,
         "set-my-phone-wasmtime-serve-slow.wasm",
-        &compose::plug(
-            ("the core with its provider and store", &with_store),
-            &[none],
-        )?,
+        &standalone,
     )?;
     Ok(())
 }
