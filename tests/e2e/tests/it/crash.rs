@@ -250,19 +250,38 @@ async fn check_restarted(serve: &Serve, client: &reqwest::Client, users: &[User]
 
 /// The store's own files below `dir` whose name starts with `prefix` (`.lock-`, `.break-`,
 /// `.tmp-`; adapters/kv-file/src/name.rs), with their contents.
-fn store_files(dir: &Path, prefix: &str) -> Vec<(PathBuf, Vec<u8>)> {
+fn store_files(dir: &Path, prefix: &str) -> Vec<(PathBuf, StoreFile)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
             found.extend(store_files(&path, prefix));
         } else if entry.file_name().to_string_lossy().starts_with(prefix)
-            && let Ok(contents) = std::fs::read(&path)
+            && let Some(file) = StoreFile::read(&path)
         {
-            found.push((path, contents));
+            found.push((path, file));
         }
     }
     found
+}
+
+/// A store file as found: its text and when it was last written. A lock's text names its taker,
+/// except when the kill came between creating the lock and writing it: then only its time tells
+/// it from a live writer's lock, just created at the same path.
+#[derive(Debug, PartialEq, Eq)]
+struct StoreFile {
+    contents: Vec<u8>,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl StoreFile {
+    fn read(path: &Path) -> Option<StoreFile> {
+        let modified = std::fs::metadata(path).ok()?.modified().ok();
+        Some(StoreFile {
+            contents: std::fs::read(path).ok()?,
+            modified,
+        })
+    }
 }
 
 /// Whether `path` is a lock (or break marker) of a history chunk's key (`history:…`, stored
@@ -331,7 +350,7 @@ async fn sigkill_mid_write_on_the_file_store_loses_nothing_and_stale_locks_are_b
     }
 
     let started = Instant::now();
-    let mut left_locks: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut left_locks: Vec<(PathBuf, StoreFile)> = Vec::new();
     let (mut total_left, mut total_newer) = (0, 0);
     let mut cycle = 0;
     while cycle < CYCLES || (total_left == 0 && cycle < MAX_CYCLES) {
@@ -358,13 +377,11 @@ async fn sigkill_mid_write_on_the_file_store_loses_nothing_and_stale_locks_are_b
                 || writers.iter().any(|w| w.is_finished())
         })
         .await;
-        for (path, contents) in &left_locks {
-            let now = std::fs::read(path).ok();
+        for (path, left) in &left_locks {
             assert!(
-                now.as_ref() != Some(contents),
-                "cycle {cycle}: the lock {} left by the killed server is still there ({:?})",
+                StoreFile::read(path).as_ref() != Some(left),
+                "cycle {cycle}: the lock {} left by the killed server is still there ({left:?})",
                 path.display(),
-                String::from_utf8_lossy(contents)
             );
         }
         let delay = rng.gen_range(Duration::ZERO..=MAX_KILL_DELAY);
@@ -421,9 +438,9 @@ async fn sigkill_mid_write_on_the_file_store_loses_nothing_and_stale_locks_are_b
             }
         }
     }
-    for (path, contents) in &left_locks {
+    for (path, left) in &left_locks {
         assert!(
-            std::fs::read(path).ok().as_ref() != Some(contents),
+            StoreFile::read(path).as_ref() != Some(left),
             "the lock {} left by the last kill is still there",
             path.display()
         );
