@@ -70,6 +70,41 @@ fn the_draft2_artifact_imports_only_wasi() {
     );
 }
 
+/// The components at an artifact's top level: one for a component built by itself (wrapped as
+/// one by its build), one per component composed into it (each instantiated again with every
+/// fresh instance, used or not).
+fn composed_components(name: &str) -> usize {
+    let bytes = std::fs::read(support::artifact_path(name)).expect("artifact");
+    let (mut depth, mut nested) = (0, 0);
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.expect("a valid component") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentSection { .. } if depth == 1 => nested += 1,
+            _ => {}
+        }
+    }
+    nested
+}
+
+#[test]
+fn the_shipped_artifacts_have_their_providers_and_store_compiled_in() {
+    assert_eq!(
+        composed_components(ARTIFACT),
+        1,
+        "the core with its SMS providers inside, nothing composed beside it"
+    );
+    // For `wasmtime serve`, the file store inside too; with `-Sconfig`, composed with the bridge
+    // to its wasi:config.
+    assert_eq!(composed_components("set-my-phone-wasmtime-serve.wasm"), 1);
+    assert_eq!(
+        composed_components("set-my-phone-wasmtime-serve-config.wasm"),
+        2
+    );
+    // A provider of your own is composed into the core that imports one.
+    assert_eq!(composed_components("examples/set-my-phone-vonage.wasm"), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_delivery_is_signed_like_upstream() {
     let receiver = FakeServer::start(200, "{}").await;
