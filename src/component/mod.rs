@@ -4,7 +4,13 @@
 #[cfg(feature = "file-store-inside")]
 mod file_store;
 mod heap;
+#[cfg(not(feature = "file-store-inside"))]
+mod keyvalue;
 mod services;
+#[cfg(not(feature = "sms-inside"))]
+mod sms_import;
+#[cfg(feature = "sms-inside")]
+mod sms_inside;
 mod wasi_http;
 
 /// The bindings of the core's world: `service` imports the SMS provider and the store;
@@ -88,7 +94,7 @@ impl Guest for Component {
         let settings = services::HostSettings::read();
         let lookup = |name: &str| settings.get(name);
         #[cfg(not(feature = "file-store-inside"))]
-        let open_store = services::open_store;
+        let open_store = keyvalue::open_store;
         #[cfg(feature = "file-store-inside")]
         let open_store = file_store::open_store;
         let services = crate::platform::Services {
@@ -99,9 +105,9 @@ impl Guest for Component {
             random: &services::WasiRandom,
             http: &services::WasiHttp,
             #[cfg(not(feature = "sms-inside"))]
-            sms: &services::WasiSms,
+            sms: &sms_import::WasiSms,
             #[cfg(feature = "sms-inside")]
-            sms: &services::ProviderInside(&settings),
+            sms: &sms_inside::ProviderInside(&settings),
         };
         let request = wasi_http::read_request(&request);
         let reply = crate::api::handle(&request, &services);
